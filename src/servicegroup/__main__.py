@@ -1,0 +1,3 @@
+from servicegroup.cli import main
+
+raise SystemExit(main())
