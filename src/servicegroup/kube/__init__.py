@@ -1,0 +1,1 @@
+"""Generic Kubernetes machinery (client, informers, work queues, controllers); kind-agnostic."""
