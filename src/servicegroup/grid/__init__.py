@@ -1,0 +1,1 @@
+"""DeploymentGrid / StatefulSetGrid / ServiceGrid: one child per unit, computed by pure functions."""

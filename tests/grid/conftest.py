@@ -1,0 +1,45 @@
+"""A sandbox (simulating pods and workload status) with the grid CRDs, the docs' five nodes and a
+Manager running the grid controllers in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from grid.support import example_nodes
+from servicegroup.api.grid_crds import crds
+from servicegroup.kube.client import Client
+from servicegroup.kube.resources import CUSTOMRESOURCEDEFINITIONS, NODES
+from servicegroup.manager import Manager
+from servicegroup.sandbox import Sandbox
+
+
+@dataclass
+class Cluster:
+    """`client` is the test's (the user's); `manager.client` is the controllers' own."""
+
+    sandbox: Sandbox
+    client: Client
+    manager: Manager
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[Cluster]:
+    sandbox = Sandbox(simulate=True)
+    url = await sandbox.start("127.0.0.1", 0)
+    client = Client(url)
+    manager = Manager(Client(url), ["grid"])
+    try:
+        for crd in crds():
+            await client.create(CUSTOMRESOURCEDEFINITIONS, crd)
+        for node in example_nodes():
+            await client.create(NODES, node)
+        await manager.start()
+        yield Cluster(sandbox, client, manager)
+    finally:
+        await manager.stop()
+        await manager.client.close()
+        await client.close()
+        await sandbox.stop()
