@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from servicegroup.kube.client import Client
+from servicegroup.kube.cmdline import connect
 from servicegroup.kube.controller import Controller
 from servicegroup.kube.events import EventRecorder
 from servicegroup.kube.informer import InformerFactory
@@ -248,10 +249,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, names: list[str]) -> int:
-    try:
-        client = await Client.from_kubeconfig(args.kubeconfig, context=args.context)
-    except Exception as err:
-        raise SystemExit(f"servicegroup manager: error: cannot load cluster configuration: {err}") from None
+    client = await connect(args.kubeconfig, "manager", context=args.context)
     try:
         manager = Manager(
             client,

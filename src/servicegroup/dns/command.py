@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import re
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from servicegroup.kube.logs import add_logging_arguments, setup_logging_from_args
-from servicegroup.kube.serve import HealthServer, parse_listen
-
-if TYPE_CHECKING:
-    from servicegroup.dns.daemon import HostsDaemon
+from servicegroup.kube.cmdline import add_cluster_arguments, check_cluster_arguments, connect, serve_health
+from servicegroup.kube.logs import setup_logging_from_args
 
 _DOMAIN = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
@@ -37,12 +31,7 @@ def register(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--kubeconfig", default=None, help="kubeconfig file (default: in-cluster service account)"
-    )
-    parser.add_argument(
-        "--node", default=os.environ.get("NODE_NAME"), help="this node's name (default: $NODE_NAME)"
-    )
+    add_cluster_arguments(parser, node=True)
     parser.add_argument(
         "--hosts-file", required=True, type=Path, help="the hosts file to own, e.g. /data/edge/hosts"
     )
@@ -55,20 +44,12 @@ def register(subparsers: Any) -> None:
         default=0.1,
         help="seconds to gather a burst of changes into one rewrite (default: 0.1)",
     )
-    parser.add_argument(
-        "--health-listen",
-        default=None,
-        metavar="HOST:PORT",
-        help="serve /healthz, /readyz and /metrics here (default: off)",
-    )
-    add_logging_arguments(parser)
     parser.set_defaults(func=run_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Validate the flags (one-line errors), then run the daemon until SIGTERM/SIGINT."""
-    if not args.node:
-        raise SystemExit("servicegroup dns: error: --node is required (or set NODE_NAME)")
+    check_cluster_arguments(args, "dns")
     domain = args.cluster_domain.strip(".").lower()
     if not _DOMAIN.match(domain):
         raise SystemExit(
@@ -78,11 +59,6 @@ def run_command(args: argparse.Namespace) -> int:
         raise SystemExit(f"servicegroup dns: error: directory {args.hosts_file.parent} does not exist")
     if args.debounce < 0:
         raise SystemExit("servicegroup dns: error: --debounce must be >= 0")
-    if args.health_listen:
-        try:
-            parse_listen(args.health_listen)
-        except ValueError as err:
-            raise SystemExit(f"servicegroup dns: error: --health-listen: {err}") from err
     setup_logging_from_args(args)
     return asyncio.run(_main(args, domain))
 
@@ -90,13 +66,9 @@ def run_command(args: argparse.Namespace) -> int:
 async def _main(args: argparse.Namespace, domain: str) -> int:
     # imported here so that `servicegroup --help` does not load the client stack
     from servicegroup.dns.daemon import HostsDaemon
-    from servicegroup.kube.client import Client
     from servicegroup.kube.informer import InformerFactory
 
-    try:
-        client = await Client.from_kubeconfig(args.kubeconfig)
-    except Exception as err:  # the config library raises several unrelated types
-        raise SystemExit(f"servicegroup dns: error: cannot load cluster configuration: {err}") from err
+    client = await connect(args.kubeconfig, "dns")
     factory = InformerFactory(client)
     daemon = HostsDaemon(
         factory, node=args.node, hosts_file=args.hosts_file, cluster_domain=domain, debounce=args.debounce
@@ -106,7 +78,7 @@ async def _main(args: argparse.Namespace, domain: str) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, main.cancel)
-    async with client, _health(args.health_listen, daemon):
+    async with client, serve_health(args.health_listen, {"hosts-file": lambda: daemon.ready}):
         try:
             await daemon.run()
         except asyncio.CancelledError:
@@ -114,18 +86,3 @@ async def _main(args: argparse.Namespace, domain: str) -> int:
         finally:
             await factory.stop()
     return 0
-
-
-@contextlib.asynccontextmanager
-async def _health(listen: str | None, daemon: HostsDaemon) -> AsyncIterator[None]:
-    """Serve health and metrics while the daemon runs, when asked to."""
-    if not listen:
-        yield
-        return
-    server = HealthServer(listen)
-    server.add_readiness_check("hosts-file", lambda: daemon.ready)
-    await server.start()
-    try:
-        yield
-    finally:
-        await server.stop()

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from servicegroup.kube.logs import add_logging_arguments, setup_logging_from_args
+from servicegroup.kube.cmdline import add_cluster_arguments, check_cluster_arguments, connect, serve_health
+from servicegroup.kube.logs import setup_logging_from_args
 from servicegroup.kube.serve import parse_listen
 
 DESCRIPTION = """\
@@ -30,12 +28,7 @@ def register(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--kubeconfig", default=None, help="kubeconfig file (default: in-cluster service account)"
-    )
-    parser.add_argument(
-        "--node", default=os.environ.get("NODE_NAME"), help="this node's name (default: $NODE_NAME)"
-    )
+    add_cluster_arguments(parser, node=True)
     parser.add_argument(
         "--listen",
         default="127.0.0.1:51006",
@@ -49,26 +42,19 @@ def register(subparsers: Any) -> None:
         help="persist the served view here, to serve it after an offline restart",
     )
     parser.add_argument(
-        "--health-listen", default=None, metavar="HOST:PORT", help="serve /healthz, /readyz and /metrics here"
-    )
-    parser.add_argument(
         "--max-backlog",
         type=int,
         default=100_000,
         help="events a watch client may fall behind before it is disconnected (default: 100000)",
     )
-    add_logging_arguments(parser)
     parser.set_defaults(func=run_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Validate the flags (one-line errors), then serve until SIGTERM/SIGINT."""
-    if not args.node:
-        raise SystemExit("servicegroup proxy: error: --node is required (or set NODE_NAME)")
+    check_cluster_arguments(args, "proxy")
     try:
         host, port = parse_listen(args.listen)
-        if args.health_listen:
-            parse_listen(args.health_listen)
     except ValueError as err:
         raise SystemExit(f"servicegroup proxy: error: {err}") from None
     if args.max_backlog < 1:
@@ -80,14 +66,10 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace, host: str, port: int) -> int:
-    from servicegroup.kube.client import Client
     from servicegroup.traffic.proxy import Proxy
     from servicegroup.traffic.server import ServerOptions
 
-    try:
-        client = await Client.from_kubeconfig(args.kubeconfig)
-    except Exception as err:  # the config library raises several unrelated types
-        raise SystemExit(f"servicegroup proxy: error: cannot load cluster configuration: {err}") from err
+    client = await connect(args.kubeconfig, "proxy")
     options = ServerOptions(max_backlog=args.max_backlog)
     proxy = Proxy(client, args.node, cache_dir=args.cache_dir, options=options, tune_gc=True)
     stop = asyncio.Event()
@@ -100,25 +82,8 @@ async def _main(args: argparse.Namespace, host: str, port: int) -> int:
         except OSError as err:
             raise SystemExit(f"servicegroup proxy: error: cannot listen on {args.listen}: {err}") from None
         try:
-            async with _health(args.health_listen, proxy):
+            async with serve_health(args.health_listen, {"view": proxy.ready.is_set}):
                 await stop.wait()
         finally:
             await proxy.stop()
     return 0
-
-
-@contextlib.asynccontextmanager
-async def _health(listen: str | None, proxy: Any) -> AsyncIterator[None]:
-    """Serve health and metrics while the proxy runs, when asked to."""
-    if not listen:
-        yield
-        return
-    from servicegroup.kube.serve import HealthServer
-
-    server = HealthServer(listen)
-    server.add_readiness_check("view", proxy.ready.is_set)
-    await server.start()
-    try:
-        yield
-    finally:
-        await server.stop()
