@@ -22,6 +22,7 @@ def test_demo_shows_every_capability(tmp_path: Path) -> None:
     # site: both units ready with their nodes
     assert re.search(r"nodeunit beijing\s+ready 2/2\s+nodes bj-1, bj-2", out)
     assert re.search(r"nodeunit guangzhou\s+ready 3/3", out)
+    assert re.search(r"nodegroup location\s+units beijing, guangzhou", out)
     # grid: one Deployment per unit, pinned, and the topology Service
     assert re.search(r"deploymentgrid-demo-beijing\s+2/2 ready\s+nodeSelector=\{'location': 'beijing'\}", out)
     assert re.search(r"deploymentgrid-demo-guangzhou\s+2/2 ready", out)

@@ -124,6 +124,14 @@ async def _show_sites(client: Client) -> None:
             f"nodes {', '.join(status.get('readyNodes') or [])}"
         )
 
+    async def counted_groups() -> list[Obj]:
+        found = await _items(client, _crd("NodeGroup"))
+        return found if all((g.get("status") or {}).get("nodeUnits") for g in found) else []
+
+    for group in await _wait(counted_groups, "NodeGroup status"):
+        status = group.get("status") or {}
+        _say(f"  nodegroup {group['metadata']['name']:<9} units {', '.join(status.get('nodeUnits') or [])}")
+
     async def labelled() -> list[Obj]:
         nodes = await _items(client, builtin.NODES)
         return (
