@@ -15,6 +15,7 @@ SITE_VERSION: Final = "v1alpha2"
 SITE_API_VERSION: Final = f"{SITE_GROUP}/{SITE_VERSION}"
 OWN_GROUP: Final = "servicegroup.io"  # our own kinds (ConfigMapGrid, SecretGrid)
 OWN_VERSION: Final = "v1alpha1"
+OWN_API_VERSION: Final = f"{OWN_GROUP}/{OWN_VERSION}"
 
 # Labels on grid children
 GRID_SELECTOR: Final = "superedge.io/grid-selector"
@@ -24,6 +25,9 @@ TEMPLATE_HASH_KEY: Final = "superedge.io/template-hash-key"
 # Service annotation read by the traffic proxy: JSON list of node label keys
 TOPOLOGY_KEYS: Final = "topologyKeys"
 DEFAULT_TEMPLATE_NAME: Final = "default"
+
+# Per-site configuration (ConfigMapGrid / SecretGrid, overrides): docs/site-config.md
+CONFIG_HASH: Final = "servicegroup.io/config-hash"  # on config children and on pod templates using them
 
 # Multi-cluster ("fed") mode
 FED_LABEL: Final = "superedge.io/fed"
@@ -41,3 +45,7 @@ NODEGROUP_FINALIZER: Final = "site.superedge.io/finalizer"
 FIELD_MANAGER_GRID: Final = "servicegroup-grid"
 FIELD_MANAGER_SITE: Final = "servicegroup-site"
 FIELD_MANAGER_FED: Final = "servicegroup-fed"
+
+# Our own additions (servicegroup.io)
+SITE_OWNED_ANNOTATION: Final = "servicegroup.io/site-owned"  # node: what the site manager set
+TOPOLOGY_FALLBACK: Final = "servicegroup.io/topology-fallback"  # Service: none | anywhere

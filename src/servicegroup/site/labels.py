@@ -26,14 +26,14 @@ from typing import Any, Final
 
 import orjson
 
-from servicegroup.api.labels import NODEUNIT_MEMBER_VALUE
+from servicegroup.api.labels import NODEUNIT_MEMBER_VALUE, SITE_OWNED_ANNOTATION
 from servicegroup.kube.objects import labels_of, meta
 from servicegroup.site.membership import name_of
 
 Obj = dict[str, Any]
 TaintSlot = tuple[str, str]
 
-OWNED_ANNOTATION: Final = "servicegroup.io/site-owned"
+OWNED_ANNOTATION: Final = SITE_OWNED_ANNOTATION
 
 _NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

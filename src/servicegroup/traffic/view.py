@@ -13,11 +13,10 @@ from typing import Any, Final
 
 import orjson
 
-from servicegroup.api.labels import TOPOLOGY_KEYS
+from servicegroup.api.labels import TOPOLOGY_FALLBACK, TOPOLOGY_KEYS
 from servicegroup.kube.objects import meta
 
 # Our addition (not in SuperEdge): what to do when the local unit has no ready endpoint.
-TOPOLOGY_FALLBACK: Final = "servicegroup.io/topology-fallback"
 # Kubernetes' well-known node label; as a topology key it means "this node only".
 HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
 
