@@ -1,0 +1,1 @@
+"""Multi-cluster distribution of grids to member clusters (see docs/fed.md)."""
