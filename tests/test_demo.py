@@ -40,3 +40,7 @@ def test_demo_shows_every_capability(tmp_path: Path) -> None:
     for node, unit in (("bj-1", "beijing"), ("gz-1", "guangzhou")):
         line = rf"{node}: statefulsetgrid-demo-0\.\S+ -> [\d.]+ \(stateful/statefulsetgrid-demo-{unit}-0\)"
         assert re.search(line, out), node
+    # fed: each member runs only its own units; the control cluster aggregates
+    assert "member-a got Deployments: deploymentgrid-demo-zone1 2/2" in out
+    assert "member-b got Deployments: deploymentgrid-demo-zone2 3/3" in out
+    assert re.search(r"control deploymentgrid-demo Ready=True", out)

@@ -237,12 +237,21 @@ async def _show_dns(client: Client) -> None:
         _say(f"  {line}")
 
 
+async def _show_fed(_client: Client) -> None:
+    _title("7. Multi-cluster: a control and two member clusters (examples/06, label superedge.io/fed)")
+    from servicegroup.fed.demo import demo_lines as fed_lines
+
+    for line in await fed_lines(within=WAIT_SECONDS):
+        _say(f"  {line}")
+
+
 STEPS: tuple[Callable[[Client], Awaitable[None]], ...] = (
     _show_sites,
     _show_grids,
     _show_traffic,
     _show_canary,
     _show_dns,
+    _show_fed,
 )
 
 
