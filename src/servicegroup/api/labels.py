@@ -49,3 +49,6 @@ FIELD_MANAGER_FED: Final = "servicegroup-fed"
 # Our own additions (servicegroup.io)
 SITE_OWNED_ANNOTATION: Final = "servicegroup.io/site-owned"  # node: what the site manager set
 TOPOLOGY_FALLBACK: Final = "servicegroup.io/topology-fallback"  # Service: none | anywhere
+FED_MEMBER_LABEL: Final = "servicegroup.io/cluster"  # Secret: value "true" marks a member kubeconfig
+FED_CONTROL_ANNOTATION: Final = "servicegroup.io/control-cluster"  # member copy: which control owns it
+FED_FINALIZER: Final = "servicegroup.io/fed-cleanup"  # control grid: copies live outside GC

@@ -19,16 +19,17 @@ from typing import Any, Final
 
 import yaml
 
+from servicegroup.api import labels
 from servicegroup.kube.objects import meta
 
 Obj = dict[str, Any]
 
 DEFAULT_NAMESPACE: Final = "servicegroup-system"
-MEMBER_LABEL: Final = "servicegroup.io/cluster"  # value "true" marks a member Secret
+MEMBER_LABEL: Final = labels.FED_MEMBER_LABEL
 MEMBER_SELECTOR: Final = f"{MEMBER_LABEL}=true"
 KUBECONFIG_KEY: Final = "kubeconfig"
-CONTROL_ANNOTATION: Final = "servicegroup.io/control-cluster"  # on member copies: who owns them
-FED_FINALIZER: Final = "servicegroup.io/fed-cleanup"  # on control grids: copies live outside GC
+CONTROL_ANNOTATION: Final = labels.FED_CONTROL_ANNOTATION
+FED_FINALIZER: Final = labels.FED_FINALIZER
 DEFAULT_CONTROL_NAME: Final = "control"
 
 _DNS1123_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
