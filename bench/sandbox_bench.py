@@ -1,8 +1,8 @@
-"""Sandbox API server benchmark: creates, watch fan-out latency, list latency with 10k objects.
+"""Sandbox API server benchmark: creates, list latency with 10k objects, watch fan-out, apply.
 
 Runs the server as `servicegroup sandbox` in its own process (as users do) and drives it over HTTP:
 
-    python bench/sandbox_bench.py [--objects 10000] [--watchers 50] [--events 200]
+    python bench/sandbox_bench.py [--objects 10000] [--watchers 50] [--events 200] [--applies 1000]
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import orjson
 
 CMS = "/api/v1/namespaces/default/configmaps"
 CONCURRENCY = 32
+DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
 JSON_HEADERS = {"Content-Type": "application/json"}
+APPLY_HEADERS = {"Content-Type": "application/apply-patch+yaml"}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -66,6 +68,46 @@ async def bench_creates(session: aiohttp.ClientSession, url: str, count: int) ->
     elapsed = time.perf_counter() - start
     rate = count / elapsed
     print(f"creates: {count} in {elapsed:.2f}s = {rate:.0f} creates/s ({CONCURRENCY} concurrent clients)")
+
+
+async def bench_applies(session: aiohttp.ClientSession, url: str, count: int) -> None:
+    """Server-side apply of `count` Deployments: the create, then an update with one field changed."""
+
+    def deployment(i: int, image: str) -> bytes:
+        labels = {"app": f"a{i}"}
+        container = {"name": "c", "image": image, "ports": [{"containerPort": 80}]}
+        spec = {
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        }
+        return orjson.dumps(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": f"d-{i:05d}", "labels": labels},
+                "spec": spec,
+            }
+        )
+
+    async def round_(image: str) -> float:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(count):
+            queue.put_nowait(i)
+
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                path = f"{DEPLOYS}/d-{i:05d}?fieldManager=bench"
+                async with session.patch(url + path, data=deployment(i, image), headers=APPLY_HEADERS) as r:
+                    assert r.status in (200, 201), await r.text()
+                    await r.read()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return count / (time.perf_counter() - start)
+
+    created, updated = await round_("nginx:1"), await round_("nginx:2")
+    print(f"server-side apply: {count} Deployments, create {created:.0f}/s, update {updated:.0f}/s")
 
 
 async def bench_lists(session: aiohttp.ClientSession, url: str, count: int) -> None:
@@ -132,6 +174,7 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--watchers", type=int, default=50)
     parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--applies", type=int, default=1000)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = await start_server(Path(tmp))
@@ -141,6 +184,7 @@ async def main(argv: list[str] | None = None) -> None:
                 await bench_creates(session, url, args.objects)
                 await bench_lists(session, url, args.objects)
                 await bench_watch(session, url, args.watchers, args.events)
+                await bench_applies(session, url, args.applies)
         finally:
             proc.terminate()
             await proc.wait()

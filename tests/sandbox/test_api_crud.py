@@ -333,3 +333,23 @@ async def test_exact_resource_version_list_reads_the_past(api: Any, make: Any) -
     assert [(c["metadata"]["name"], c["data"]["v"]) for c in past["items"]] == [("a", "1")]
     status, body = await api.call("GET", CMS, params={"resourceVersionMatch": "Exact"})
     assert status == 422 and body["details"]["causes"][0]["field"] == "resourceVersionMatch"
+
+
+async def test_dry_run_update_patch_and_delete_change_nothing(api: Any, make: Any) -> None:
+    created = await api.ok("POST", CMS, make.configmap("kept", a="1"))
+    dry = {"dryRun": "All"}
+    changed = {**created, "data": {"a": "2"}}
+    assert (await api.ok("PUT", f"{CMS}/kept", changed, params=dry))["data"] == {"a": "2"}
+    patch = {"data": {"a": "3"}}
+    out = await api.ok("PATCH", f"{CMS}/kept", patch, params=dry, content_type="application/merge-patch+json")
+    assert out["data"] == {"a": "3"}
+    await api.ok("DELETE", f"{CMS}/kept", params=dry)
+    assert await api.ok("GET", f"{CMS}/kept") == created
+
+
+async def test_yaml_request_bodies(api: Any) -> None:
+    body = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  a: b\n"
+    async with api.session.post(
+        api.url + CMS, data=body.encode(), headers={"Content-Type": "application/yaml"}
+    ) as resp:
+        assert resp.status == 201 and (await resp.json())["data"] == {"a": "b"}

@@ -11,6 +11,8 @@ AGGREGATED = (
 
 
 async def test_version_and_legacy_discovery(api: Any) -> None:
+    for probe in ("/healthz", "/livez", "/readyz"):
+        assert await api.call("GET", probe) == (200, "ok")
     version = await api.ok("GET", "/version")
     assert version["major"] == "1" and version["gitVersion"].startswith("v1.3")
     assert (await api.ok("GET", "/api"))["versions"] == ["v1"]

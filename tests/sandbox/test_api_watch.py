@@ -188,3 +188,13 @@ async def test_filtered_watch_gets_bookmarks_despite_unrelated_traffic(api: Any,
         event = orjson.loads(reading.result())
     assert event["type"] == "BOOKMARK"
     assert int(event["object"]["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+
+
+async def test_legacy_watch_path_streams_the_same_events(api: Any, make: Any) -> None:
+    created = await api.ok("POST", CMS, make.configmap("legacy"))
+    await api.ok("DELETE", f"{CMS}/legacy")
+    params = {"resourceVersion": created["metadata"]["resourceVersion"]}
+    (event,) = await collect(api, params, 1, path="/api/v1/watch/namespaces/default/configmaps")
+    assert (event["type"], event["object"]["metadata"]["name"]) == ("DELETED", "legacy")
+    status, body = await api.call("POST", "/api/v1/watch/namespaces/default/configmaps", make.configmap("x"))
+    assert (status, body["reason"]) == (405, "MethodNotAllowed")

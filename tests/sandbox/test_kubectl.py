@@ -39,13 +39,14 @@ class Kubectl:
             str(KUBECTL),
             *args,
             env=self.env,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
 
-    async def run(self, *args: str, check: bool = True) -> tuple[int, str, str]:
+    async def run(self, *args: str, check: bool = True, stdin: str = "") -> tuple[int, str, str]:
         proc = await self.start(*args)
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), TIMEOUT)
         rc = proc.returncode or 0
         if check:
             assert rc == 0, f"kubectl {' '.join(args)} failed ({rc}): {err.decode()}"
@@ -184,3 +185,89 @@ async def test_get_watch_streams_changes(kubectl: Kubectl, tmp_path: Path) -> No
     finally:
         watcher.terminate()
         await watcher.wait()
+
+
+async def test_generator_commands_explain_protobuf_and_the_workaround_works(kubectl: Kubectl) -> None:
+    """kubectl's typed generators send protobuf bodies (415 with the workaround in the message);
+    their `--dry-run=client -o yaml | kubectl apply -f -` form and `run` / `expose` (JSON) work."""
+    rc, _, err = await kubectl.run("create", "namespace", "team", check=False)
+    assert rc != 0 and "application/vnd.kubernetes.protobuf bodies are not decoded" in err
+    assert "--dry-run=client -o yaml | kubectl apply -f -" in err
+    generated = [
+        ("namespace", "team"),
+        ("configmap", "settings", "--from-literal=mode=fast"),
+        ("deployment", "web", "--image=nginx", "--replicas=2"),
+    ]
+    for args in generated:
+        manifest = await kubectl.out("create", *args, "--dry-run=client", "-o", "yaml")
+        _, out, _ = await kubectl.run("apply", "-f", "-", stdin=manifest)
+        assert out.strip().endswith("created")
+    assert await kubectl.out("get", "ns", "team", "-o", "jsonpath={.status.phase}") == "Active"
+    assert await kubectl.out("get", "cm", "settings", "-o", "jsonpath={.data.mode}") == "fast"
+    await kubectl.run("run", "probe", "--image=busybox", "--labels=app=probe")
+    await kubectl.run("expose", "deployment", "web", "--port=80", "--target-port=8080")
+    await kubectl.run("expose", "pod", "probe", "--port=53", "--protocol=UDP")
+    got = await kubectl.out(
+        "get",
+        "svc",
+        "web",
+        "-o",
+        "jsonpath={.spec.selector.app} {.spec.ports[0].targetPort} {.spec.clusterIP}",
+    )
+    selector, target_port, cluster_ip = got.split()
+    assert (selector, target_port) == ("web", "8080") and cluster_ip.startswith("10.")
+    assert await kubectl.out("get", "svc", "probe", "-o", "jsonpath={.spec.ports[0].protocol}") == "UDP"
+    await kubectl.run("scale", "deployment", "web", "--replicas=3")
+    assert await kubectl.out("get", "deploy", "web", "-o", "jsonpath={.spec.replicas}") == "3"
+
+
+async def test_list_manifests_are_validated_with_the_v2_protobuf_document(
+    kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """kubectl validates `kind: List` items on the client, reading /openapi/v2 only as protobuf."""
+    item = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "listed"}, "data": {"a": "b"}}
+    bad = write_yaml(
+        tmp_path / "bad.yaml", [{"apiVersion": "v1", "kind": "List", "items": [{**item, "bogus": 1}]}]
+    )
+    rc, _, err = await kubectl.run("apply", "--validate=strict", "-f", str(bad), check=False)
+    assert rc != 0 and 'unknown field "bogus" in io.k8s.api.core.v1.ConfigMap' in err
+    good = write_yaml(tmp_path / "good.yaml", [{"apiVersion": "v1", "kind": "List", "items": [item]}])
+    _, out, _ = await kubectl.run("apply", "--validate=strict", "-f", str(good))
+    assert out.strip() == "configmap/listed created"
+
+
+async def test_server_side_apply(kubectl: Kubectl, tmp_path: Path) -> None:
+    """apply --server-side: create, change and drop fields, diff, conflicts and --force-conflicts."""
+
+    def configmap(data: dict[str, str], labels: dict[str, str]) -> Path:
+        obj = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "ssa", "labels": labels},
+            "data": data,
+        }
+        return write_yaml(tmp_path / "ssa.yaml", [obj])
+
+    _, out, _ = await kubectl.run(
+        "apply", "--server-side", "-f", str(configmap({"a": "1", "b": "2"}, {"team": "x"}))
+    )
+    assert out.strip() == "configmap/ssa serverside-applied"
+    changed = configmap({"a": "3"}, {"team": "x"})
+    rc, diff, _ = await kubectl.run("diff", "--server-side", "-f", str(changed), check=False)
+    assert rc == 1 and '-  a: "1"' in diff and '+  a: "3"' in diff
+    await kubectl.run("apply", "--server-side", "-f", str(changed))
+    assert await kubectl.out("get", "cm", "ssa", "-o", "jsonpath={.data}") == '{"a":"3"}'
+
+    await kubectl.run("label", "--overwrite", "cm", "ssa", "team=y")
+    rc, _, err = await kubectl.run("apply", "--server-side", "-f", str(changed), check=False)
+    assert (
+        rc != 0
+        and 'Apply failed with 1 conflict: conflict with "kubectl-label" using v1: .metadata.labels.team'
+        in err
+    )
+    await kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(changed))
+    assert await kubectl.out("get", "cm", "ssa", "-o", "jsonpath={.metadata.labels.team}") == "x"
+    managers = await kubectl.out(
+        "get", "cm", "ssa", "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[*].manager}"
+    )
+    assert managers == "kubectl"

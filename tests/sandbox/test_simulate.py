@@ -354,6 +354,17 @@ class TestScheduler:
         assert pod["spec"]["nodeName"] == "sh-1" and ready(pod)
         assert condition(pod, "PodScheduled")["status"] == "True"
 
+    async def test_gated_pods_wait_until_their_gates_are_removed(self, cluster: Cluster) -> None:
+        cluster.add_nodes()
+        cluster.create(bare_pod("gated", schedulingGates=[{"name": "example.com/quota"}]))
+        await cluster.settle()
+        pod = cluster.get("", "pods", "gated")
+        assert "nodeName" not in pod["spec"]
+        pod["spec"]["schedulingGates"] = []
+        cluster.storage.update(cluster.rt("", "pods"), pod)
+        await cluster.settle()
+        assert ready(cluster.get("", "pods", "gated"))
+
     async def test_taints_repel_pods_without_tolerations(self, cluster: Cluster) -> None:
         cluster.add_nodes()
         nodes = cluster.rt("", "nodes")

@@ -396,6 +396,21 @@ def test_pod_rules_and_update_restrictions() -> None:
     )
 
 
+def test_pod_scheduling_gates_may_only_be_removed() -> None:
+    gated = {
+        "metadata": {"name": "p"},
+        "spec": {
+            "containers": [{"name": "c", "image": "x"}],
+            "schedulingGates": [{"name": "a"}, {"name": "b"}],
+        },
+    }
+    assert validate_builtin("", "Pod", _with(gated, "spec.schedulingGates", [{"name": "b"}]), gated) == []
+    added = _with(gated, "spec.schedulingGates", [{"name": "a"}, {"name": "c"}])
+    assert _strs(validate_builtin("", "Pod", added, gated)) == [
+        "spec.schedulingGates[1].name: Forbidden: only deletion is allowed, but found new scheduling gate 'c'"
+    ]
+
+
 def _service(**spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}], **spec}}
 

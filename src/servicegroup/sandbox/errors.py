@@ -136,13 +136,13 @@ def method_not_allowed(verb: str, kind: str) -> StatusError:
     return StatusError(405, "MethodNotAllowed", f'{verb} is not supported on resources of kind "{kind}"')
 
 
-def unsupported_media_type(content_type: str, accepted: list[str]) -> StatusError:
-    """415 for a patch or body type the resource cannot take."""
+def unsupported_media_type(content_type: str, accepted: list[str], why: str = "") -> StatusError:
+    """415 for a patch or body type the resource cannot take; `why` adds a parenthesised hint."""
     return StatusError(
         415,
         "UnsupportedMediaType",
         f"the body of the request was in an unknown format - accepted media types include: "
-        f"{', '.join(accepted)}",
+        f"{', '.join(accepted)}" + (f" ({why})" if why else ""),
     )
 
 

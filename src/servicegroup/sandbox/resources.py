@@ -9,6 +9,8 @@ from typing import Any
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 SUBRESOURCE_VERBS = ("get", "patch", "update")
+# Subresources that are not get/patch/update views of the object (pods/binding takes a Binding).
+_SUBRESOURCE_VERBS = {"finalize": ("update",), "binding": ("create",)}
 COMMON_FIELDS = ("metadata.name", "metadata.namespace")
 
 
@@ -152,7 +154,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         "pods",
         short_names=("po",),
         categories=("all",),
-        subresources=_STATUS,
+        subresources=frozenset({"status", "binding"}),
         field_labels=_POD_FIELDS,
         has_generation=True,
         reset_status_on_create=True,
@@ -194,7 +196,13 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
 )
 
 NAMESPACES = BUILTIN_TYPES[0]
+PODS = BUILTIN_TYPES[2]
 CRDS = BUILTIN_TYPES[-1]
+
+
+def subresource_verbs(sub: str) -> tuple[str, ...]:
+    """The verbs a subresource serves (status and scale: get, patch, update)."""
+    return _SUBRESOURCE_VERBS.get(sub, SUBRESOURCE_VERBS)
 
 
 def crd_types(crd: dict[str, Any], schema_factory: Any = None) -> list[ResourceType]:

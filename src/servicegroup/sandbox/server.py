@@ -3,8 +3,9 @@
 One catch-all aiohttp route parses the path the way the apiserver's installer lays it out
 (`/api/v1/...`, `/apis/G/V/...`, `namespaces/NS/PLURAL/NAME/SUBRESOURCE`, legacy `watch/`), so
 CRD types appear and vanish without re-routing. Content negotiation follows the apiserver: JSON
-(protobuf-only clients get 406), `as=Table` for kubectl's printers, aggregated discovery
-(`apidiscovery.k8s.io/v2`) when asked for.
+(protobuf-only clients get 406, protobuf bodies 415), `as=Table` for kubectl's printers, aggregated
+discovery (`apidiscovery.k8s.io/v2`) when asked for. Writes go through the Storage; server-side
+apply merges in apply.py first, and pods/binding is the Storage's `bind`.
 """
 
 from __future__ import annotations
@@ -21,14 +22,20 @@ import orjson
 import yaml
 from aiohttp import web
 
-from servicegroup.sandbox import errors, openapi
+from servicegroup.sandbox import apply, errors, openapi
 from servicegroup.sandbox.errors import FieldCause, StatusError
 from servicegroup.sandbox.faults import Faults
 from servicegroup.sandbox.gc import GarbageCollector
 from servicegroup.sandbox.patch import json_patch, merge_patch, strategic_merge_patch
 from servicegroup.sandbox.persist import Persistence
-from servicegroup.sandbox.resources import CRDS, NAMESPACES, SUBRESOURCE_VERBS, ResourceType, version_priority
-from servicegroup.sandbox.storage import Selector, Storage
+from servicegroup.sandbox.resources import (
+    CRDS,
+    NAMESPACES,
+    ResourceType,
+    subresource_verbs,
+    version_priority,
+)
+from servicegroup.sandbox.storage import Selector, Storage, now_rfc3339
 from servicegroup.sandbox.tables import format_label_selector, to_table
 from servicegroup.sandbox.watch import WatchSpec, watch_events
 
@@ -56,6 +63,13 @@ JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
+# client-go falls back to JSON after a 415 only for CBOR: its typed clients (kubectl's `create
+# namespace|configmap|deployment|...` generators) always send protobuf, so the 415 says what to do.
+NO_PROTOBUF = (
+    "{} bodies are not decoded by the sandbox: it has no Kubernetes protobuf schemas; send JSON or "
+    "YAML, e.g. `kubectl create ... --dry-run=client -o yaml | kubectl apply -f -`"
+)
+NO_SUBRESOURCE_APPLY = "server-side apply to a subresource is not implemented by the sandbox"
 NOT_FOUND = StatusError(404, "NotFound", "the server could not find the requested resource", {})
 _TRUE = ("1", "true", "True")
 ENCODED_CACHE = 4096  # watch lines kept for fan-out to many watchers
@@ -263,13 +277,22 @@ def _api_resources(rt: ResourceType) -> list[Obj]:
     out = [main]
     for sub in sorted(rt.subresources):
         entry: Obj = {"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced}
-        if sub == "scale":
-            entry |= {"group": "autoscaling", "version": "v1", "kind": "Scale"}
-        else:
-            entry["kind"] = rt.kind
-        entry["verbs"] = ["update"] if sub == "finalize" else list(SUBRESOURCE_VERBS)
+        kind = _subresource_kind(rt, sub)
+        if kind["group"] != rt.group or kind["version"] != rt.version:
+            entry |= {"group": kind["group"], "version": kind["version"]}
+        entry["kind"] = kind["kind"]
+        entry["verbs"] = list(subresource_verbs(sub))
         out.append(entry)
     return out
+
+
+def _subresource_kind(rt: ResourceType, sub: str) -> Obj:
+    """The group/version/kind a subresource takes and returns (Scale, Binding, or the object's own)."""
+    if sub == "scale":
+        return {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    if sub == "binding":
+        return {"group": "", "version": "v1", "kind": "Binding"}
+    return {"group": rt.group, "version": rt.version, "kind": rt.kind}
 
 
 def _discovery_resource(rt: ResourceType) -> Obj:
@@ -286,13 +309,8 @@ def _discovery_resource(rt: ResourceType) -> Obj:
         entry["categories"] = list(rt.categories)
     subs = []
     for sub in sorted(rt.subresources):
-        kind = (
-            {"group": "autoscaling", "version": "v1", "kind": "Scale"}
-            if sub == "scale"
-            else entry["responseKind"]
-        )
-        verbs = ["update"] if sub == "finalize" else list(SUBRESOURCE_VERBS)
-        subs.append({"subresource": sub, "responseKind": kind, "verbs": verbs})
+        kind = _subresource_kind(rt, sub)
+        subs.append({"subresource": sub, "responseKind": kind, "verbs": list(subresource_verbs(sub))})
     if subs:
         entry["subresources"] = subs
     return entry
@@ -465,13 +483,17 @@ class ApiServer:
         return sorted(self.storage.iter_objects(CRDS), key=lambda c: c["metadata"]["name"])
 
     def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
+        """The OpenAPI documents; /openapi/v2 in gnostic protobuf when asked, as kubectl does."""
         crds = self._crds()
         stamp = tuple(c["metadata"]["resourceVersion"] for c in crds)
-        key = (tuple(parts), stamp)
+        protobuf = parts[1:] == ["v2"] and openapi.PROTOBUF_V2_MIME in request.headers.get("Accept", "")
+        key = (tuple(parts), protobuf, stamp)
         doc = self._openapi_cache.get(key)
         if doc is None:
             types = self.storage.types()
-            if parts[1:] == ["v2"]:
+            if protobuf:
+                doc = openapi.openapi_v2_protobuf(types, crds)
+            elif parts[1:] == ["v2"]:
                 doc = openapi.openapi_v2(types, crds)
             elif parts[1:] == ["v3"]:
                 doc = openapi.openapi_v3_paths(types)
@@ -484,6 +506,8 @@ class ApiServer:
             if len(self._openapi_cache) > 64:
                 self._openapi_cache.clear()
             self._openapi_cache[key] = doc
+        if protobuf:
+            return web.Response(body=doc, headers={"Content-Type": openapi.PROTOBUF_V2_CONTENT_TYPE})
         return _json(doc)
 
     async def _faults(self, request: web.Request) -> web.Response:
@@ -507,15 +531,16 @@ class ApiServer:
             else:
                 verb = {"POST": "create", "DELETE": "deletecollection"}.get(method, "")
         else:
-            verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "")
+            named = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+            if target.subresource:
+                named["POST"] = "create"
+            verb = named.get(method, "")
         if not verb or verb not in target.rt.verbs or (target.watch and verb != "watch"):
             raise errors.method_not_allowed(method, target.rt.kind)
-        if target.subresource and verb not in (
-            SUBRESOURCE_VERBS if target.subresource != "finalize" else ("update",)
-        ):
+        if target.subresource and verb not in subresource_verbs(target.subresource):
             raise errors.method_not_allowed(method, target.rt.kind)
         await self.faults.before(verb, target.fault_resource, target.name or "")
-        handler = getattr(self, f"_{verb}")
+        handler = getattr(self, "_bind" if target.subresource == "binding" else f"_{verb}")
         response: web.StreamResponse = await handler(request, target, accept)
         return response
 
@@ -603,15 +628,16 @@ class ApiServer:
         response.enable_chunked_encoding()
         await response.prepare(request)
         events = watch_events(self.storage, spec, bookmark_interval=self.bookmark_interval)
-        async with contextlib.aclosing(events):
-            async for type_, obj in events:
-                if accept.table and type_ in ("ADDED", "MODIFIED", "DELETED"):
-                    table = self._row_table(target, accept, obj, request)
-                    line = orjson.dumps({"type": type_, "object": table}) + b"\n"
-                else:
-                    line = self._event_line(type_, obj)
-                await response.write(line)
+        # A watcher that hangs up is the normal end of a watch, not a server error to log.
         with contextlib.suppress(ConnectionResetError):
+            async with contextlib.aclosing(events):
+                async for type_, obj in events:
+                    if accept.table and type_ in ("ADDED", "MODIFIED", "DELETED"):
+                        table = self._row_table(target, accept, obj, request)
+                        line = orjson.dumps({"type": type_, "object": table}) + b"\n"
+                    else:
+                        line = self._event_line(type_, obj)
+                    await response.write(line)
             await response.write_eof()
         return response
 
@@ -681,6 +707,23 @@ class ApiServer:
         )
         return self._render(target, accept, obj, request, status=201, warnings=warnings)
 
+    async def _bind(self, request: web.Request, target: Target, accept: Accept) -> web.Response:
+        """POST pods/NAME/binding: a core/v1 Binding names the node; the answer is a Success Status."""
+        assert target.name is not None and target.namespace is not None
+        binding = _check_binding(target, await _read_body(request))
+        meta, node = binding["metadata"], binding["target"]
+        self.storage.bind(
+            target.namespace,
+            target.name,
+            str(node.get("name") or ""),
+            resource_version=meta.get("resourceVersion"),
+            uid=meta.get("uid"),
+            annotations=meta.get("annotations"),
+            dry_run=_dry_run(request),
+        )
+        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+        return _json(status, 201)
+
     async def _update(self, request: web.Request, target: Target, accept: Accept) -> web.Response:
         assert target.name is not None
         body = await _read_body(request)
@@ -701,13 +744,19 @@ class ApiServer:
             field_validation=_field_validation(request),
             warnings=warnings,
             copy=False,
+            field_manager=_field_manager(request),
         )
         return self._render(target, accept, updated, request, warnings=warnings)
 
     def _write_scale(self, request: web.Request, rt: ResourceType, current: Obj, scale: Any) -> web.Response:
         """Write a Scale's replicas into the scaled object and answer with the new Scale."""
         updated = self.storage.update(
-            rt, _from_scale(rt, current, scale), dry_run=_dry_run(request), copy=False
+            rt,
+            _from_scale(rt, current, scale),
+            subresource="scale",
+            dry_run=_dry_run(request),
+            copy=False,
+            field_manager=_field_manager(request),
         )
         return _json(to_scale(rt, updated))
 
@@ -716,10 +765,12 @@ class ApiServer:
         rt = target.rt
         ctype = request.content_type
         accepted = [JSON_PATCH, MERGE_PATCH] + ([] if rt.custom else [STRATEGIC_PATCH])
+        if ctype == APPLY_PATCH and target.subresource is None:
+            return await self._apply(request, target, accept)
+        if ctype == APPLY_PATCH:
+            raise errors.unsupported_media_type(ctype, accepted, NO_SUBRESOURCE_APPLY)
         if ctype not in accepted:
-            raise errors.unsupported_media_type(
-                ctype, [*accepted, APPLY_PATCH] if ctype != APPLY_PATCH else accepted
-            )
+            raise errors.unsupported_media_type(ctype, [*accepted, APPLY_PATCH])
         try:
             patch = orjson.loads(await request.read())
         except orjson.JSONDecodeError as err:
@@ -736,6 +787,31 @@ class ApiServer:
             meta["namespace"] = target.namespace
         meta["name"] = target.name
         return self._write(request, target, accept, patched)
+
+    async def _apply(self, request: web.Request, target: Target, accept: Accept) -> web.Response:
+        """Server-side apply: create or merge with field ownership (apply.py), 409 on conflicts."""
+        assert target.name is not None
+        rt = target.rt
+        manager = apply.require_manager(request.query.get("fieldManager"))
+        config = self._check_body(target, await _read_body(request), for_name=True)
+        exists = self.storage.exists(rt, target.namespace, target.name)
+        live = self.storage.get(rt, target.namespace, target.name) if exists else None  # apply edits it
+        force = request.query.get("force") in _TRUE
+        obj = apply.apply(rt, live, config, manager, force=force, now=now_rfc3339())
+        warnings: list[str] = []
+        managed = obj["metadata"]["managedFields"]
+        write = self.storage.create if live is None else self.storage.update
+        stored = write(
+            rt,
+            obj,
+            dry_run=_dry_run(request),
+            field_validation=_field_validation(request),
+            warnings=warnings,
+            copy=False,
+            managed_fields=managed,
+        )
+        status = 201 if live is None else 200
+        return self._render(target, accept, stored, request, status=status, warnings=warnings)
 
     async def _delete_options(self, request: web.Request) -> tuple[str | None, Obj | None, bool]:
         body = await _read_body(request) if request.can_read_body else None
@@ -806,6 +882,46 @@ def _apply_patch(ctype: str, doc: Obj, patch: Any, group_kind: tuple[str, str]) 
     return strategic_merge_patch(doc, patch, *group_kind)
 
 
+def _check_binding(target: Target, body: Any) -> Obj:
+    """Decode-time checks of a Binding: its kind, namespace, name, and a Node target.
+
+    kube-apiserver answers a target without a name with a 500 (an unconverted aggregate error);
+    the sandbox answers 422 Invalid, the status every other validation failure has.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
+        raise errors.bad_request("Object 'Binding' is invalid: the body must be a JSON object")
+    kind, api_version = body.get("kind"), body.get("apiVersion")
+    if (kind and kind != "Binding") or (api_version and api_version != "v1"):
+        raise errors.bad_request(
+            f'{kind} in version "{api_version}" cannot be handled as a Binding: '
+            f'no kind "{kind}" is registered for version "{api_version}"'
+        )
+    meta = body.setdefault("metadata", {})
+    if meta.get("namespace") and meta["namespace"] != target.namespace:
+        raise errors.bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+        )
+    if meta.get("name") != target.name:
+        raise errors.bad_request("name in URL does not match name in Binding object")
+    annotations = meta.get("annotations") or {}
+    if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
+        raise errors.bad_request(
+            "Object 'Binding' is invalid: metadata.annotations must map strings to strings"
+        )
+    node = body.setdefault("target", {})
+    if not isinstance(node, dict):
+        raise errors.bad_request("Object 'Binding' is invalid: target must be an object")
+    node_kind = node.get("kind")
+    if node_kind not in (None, "", "Node"):
+        cause = FieldCause(
+            "FieldValueNotSupported",
+            "target.kind",
+            f'Unsupported value: "{node_kind}": supported values: "Node", "<empty>"',
+        )
+        raise errors.invalid("Binding", "", str(target.name), [cause])
+    return body
+
+
 def _int_param(value: str | None, name: str) -> int | None:
     if value in (None, ""):
         return None
@@ -813,6 +929,12 @@ def _int_param(value: str | None, name: str) -> int | None:
         return int(str(value))
     except ValueError:
         raise errors.bad_request(f"invalid {name} parameter: {value}") from None
+
+
+def _field_manager(request: web.Request) -> str:
+    """Who a write's changes are recorded for: `fieldManager`, else the User-Agent's product name."""
+    manager = request.query.get("fieldManager") or request.headers.get("User-Agent", "").split("/", 1)[0]
+    return manager[:128] or "unknown"
 
 
 def _dry_run(request: web.Request) -> bool:
@@ -838,7 +960,7 @@ async def _read_body(request: web.Request) -> Any:
         return None
     ctype = request.content_type
     if "protobuf" in ctype:
-        raise errors.unsupported_media_type(ctype, [JSON, "application/yaml"])
+        raise errors.unsupported_media_type(ctype, [JSON, "application/yaml"], NO_PROTOBUF.format(ctype))
     try:
         if ctype in ("application/yaml", "application/x-yaml", APPLY_PATCH):
             return yaml.safe_load(raw)

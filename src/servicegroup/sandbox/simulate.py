@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from servicegroup.sandbox.errors import StatusError, conflict
+from servicegroup.sandbox.errors import StatusError
 from servicegroup.sandbox.ipam import KeyedPool, PodCIDRAllocator
 from servicegroup.sandbox.resources import ResourceType
 from servicegroup.sandbox.storage import (
@@ -39,6 +39,7 @@ from servicegroup.sandbox.storage import (
     Subscription,
     deep_copy,
     parse_label_selector,
+    set_condition,
 )
 from servicegroup.sandbox.tables import label_selector_string
 
@@ -225,26 +226,6 @@ def surge_and_unavailable(deploy: Obj) -> tuple[int, int]:
     if surge == 0 and unavailable == 0:
         unavailable = 1
     return surge, min(unavailable, desired)
-
-
-def set_condition(conditions: list[Obj], new: Obj, now: str, *, update_time: bool = False) -> list[Obj]:
-    """Set one condition; nothing changes when status and reason already match.
-
-    lastTransitionTime moves only when the status flips; `update_time` adds the Deployment-style
-    lastUpdateTime.
-    """
-    old = next((c for c in conditions if c.get("type") == new["type"]), None)
-    if old is not None and old.get("status") == new["status"] and old.get("reason") == new.get("reason"):
-        return conditions
-    cond = {"type": new["type"], "status": new["status"]}
-    if update_time:
-        cond["lastUpdateTime"] = now
-    same = old is not None and old.get("status") == new["status"]
-    cond["lastTransitionTime"] = old.get("lastTransitionTime", now) if same and old else now
-    cond.update({k: v for k, v in new.items() if k not in ("type", "status")})
-    if old is None:
-        return [*conditions, cond]
-    return [cond if c is old else c for c in conditions]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -876,9 +857,12 @@ class Simulator:
     # -- scheduler ---------------------------------------------------------------------------
 
     def schedule_pod(self, ns: str, name: str) -> None:
-        """Bind a pending pod to the least loaded fitting node, or mark it Unschedulable."""
+        """Bind a pending pod to the least loaded fitting node, or mark it Unschedulable.
+
+        Pods with scheduling gates wait, as the scheduler leaves them (binding them would be a 409).
+        """
         pod = self._find(self.pods, ns, name)
-        if pod is None or _spec(pod).get("nodeName") or not _active(pod):
+        if pod is None or _spec(pod).get("nodeName") or _spec(pod).get("schedulingGates") or not _active(pod):
             return
         if (_spec(pod).get("schedulerName") or "default-scheduler") != "default-scheduler":
             return
@@ -899,29 +883,10 @@ class Simulator:
             ]
             self._write_status(self.pods, pod, {**_status(pod), "conditions": conditions})
             return
-        self._bind(pod, chosen)
-
-    def _bind(self, pod: Obj, node: str) -> None:
-        """What POST pods/<name>/binding does: set spec.nodeName and PodScheduled=True.
-
-        Binding is the one spec change the pod-update validation forbids; kube-apiserver's binding
-        registry writes it with a guaranteed update that skips that validation. The sandbox Storage
-        has no binding verb, so this commits the same way, with the same 409s.
-        """
-        ns, name = self._ns_name(pod)
-        stored = self._storage.get(self.pods, ns, name, copy=False)
-        if _meta(stored).get("resourceVersion") != _meta(pod).get("resourceVersion"):
-            raise conflict("pods", "", name)
-        if _spec(stored).get("nodeName"):
-            raise conflict(
-                "pods", "", name, f'pod {name} is already assigned to node "{_spec(stored)["nodeName"]}"'
-            )
-        bound = deep_copy(stored)
-        bound["spec"]["nodeName"] = node
-        scheduled = {"type": "PodScheduled", "status": "True", "lastProbeTime": None}
-        conditions = _status(stored).get("conditions") or []
-        bound.setdefault("status", {})["conditions"] = set_condition(conditions, scheduled, self._now())
-        self._storage._commit("MODIFIED", self.pods, bound, stored)
+        meta = _meta(pod)
+        self._storage.bind(
+            ns, name, chosen, uid=meta.get("uid"), resource_version=meta.get("resourceVersion")
+        )
 
     # -- kubelet -----------------------------------------------------------------------------
 

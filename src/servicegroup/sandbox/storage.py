@@ -29,10 +29,11 @@ from typing import Any, Literal
 import orjson
 
 from servicegroup.sandbox import errors
+from servicegroup.sandbox.apply import track_update
 from servicegroup.sandbox.defaults import apply_defaults
 from servicegroup.sandbox.errors import FieldCause, StatusError
 from servicegroup.sandbox.ipam import ServiceIPAllocator
-from servicegroup.sandbox.resources import BUILTIN_TYPES, CRDS, NAMESPACES, ResourceType, crd_types
+from servicegroup.sandbox.resources import BUILTIN_TYPES, CRDS, NAMESPACES, PODS, ResourceType, crd_types
 from servicegroup.sandbox.validation import (
     CrdSchema,
     unknown_fields,
@@ -386,6 +387,26 @@ def _qos_class(spec: Obj) -> str:
     return "Guaranteed"
 
 
+def set_condition(conditions: list[Obj], new: Obj, now: str, *, update_time: bool = False) -> list[Obj]:
+    """Set one condition; nothing changes when status and reason already match.
+
+    lastTransitionTime moves only when the status flips; `update_time` adds the Deployment-style
+    lastUpdateTime.
+    """
+    old = next((c for c in conditions if c.get("type") == new["type"]), None)
+    if old is not None and old.get("status") == new["status"] and old.get("reason") == new.get("reason"):
+        return conditions
+    cond = {"type": new["type"], "status": new["status"]}
+    if update_time:
+        cond["lastUpdateTime"] = now
+    same = old is not None and old.get("status") == new["status"]
+    cond["lastTransitionTime"] = old.get("lastTransitionTime", now) if same and old else now
+    cond.update({k: v for k, v in new.items() if k not in ("type", "status")})
+    if old is None:
+        return [*conditions, cond]
+    return [cond if c is old else c for c in conditions]
+
+
 def _precondition(rt: ResourceType, name: str, meta: Obj, key: str, want: Any) -> None:
     """409 when a uid/resourceVersion precondition does not hold, worded like the apiserver."""
     if want and want != meta.get(key):
@@ -438,6 +459,18 @@ def _initial_status(rt: ResourceType, obj: Obj) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
     else:
         obj["status"] = {}
+
+
+def _unbindable(pod: Obj) -> str | None:
+    """Why a pod cannot be bound, worded as the binding registry's errors (None: it can)."""
+    name, spec = pod["metadata"].get("name", ""), pod.get("spec") or {}
+    if pod["metadata"].get("deletionTimestamp"):
+        return f"pod {name} is being deleted, cannot be assigned to a host"
+    if spec.get("nodeName"):
+        return f'pod {name} is already assigned to node "{spec["nodeName"]}"'
+    if spec.get("schedulingGates"):
+        return f"pod {name} has non-empty .spec.schedulingGates"
+    return None
 
 
 def _spec_changed(rt: ResourceType, old: Obj, new: Obj) -> bool:
@@ -849,8 +882,12 @@ class Storage:
         field_validation: FieldValidation = "Strict",
         warnings: Warnings = None,
         copy: bool = True,
+        managed_fields: ObjList | None = None,
     ) -> Obj:
-        """Admit and store a new object; 409 AlreadyExists, 404 for a missing namespace, 422 Invalid."""
+        """Admit and store a new object; 409 AlreadyExists, 404 for a missing namespace, 422 Invalid.
+
+        Client-sent managedFields are dropped; `managed_fields` (from a server-side apply) are kept.
+        """
         obj = deep_copy(obj)
         meta = _meta(obj)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
@@ -862,6 +899,8 @@ class Storage:
         self._check_namespace(rt, ns, name)
         for key in (*_SERVER_METADATA, "managedFields", "resourceVersion"):
             meta.pop(key, None)
+        if managed_fields:
+            meta["managedFields"] = managed_fields
         if rt.reset_status_on_create or rt == NAMESPACES:
             _initial_status(rt, obj)
         self._admit(rt, obj, None, field_validation, warnings)
@@ -926,9 +965,15 @@ class Storage:
         field_validation: FieldValidation = "Strict",
         warnings: Warnings = None,
         copy: bool = True,
+        field_manager: str | None = None,
+        managed_fields: ObjList | None = None,
     ) -> Obj:
         """Replace an object (or only its status with subresource="status"), honouring the
-        resourceVersion precondition (409 Conflict). A no-op write does not bump resourceVersion."""
+        resourceVersion precondition (409 Conflict). A no-op write does not bump resourceVersion.
+
+        An object that was server-side applied keeps its managedFields: `managed_fields` replaces
+        them (an apply), otherwise the change is recorded as an Update by `field_manager`.
+        """
         obj = deep_copy(obj)
         meta = _meta(obj)
         ns = (meta.get("namespace") or "") if rt.namespaced else ""
@@ -955,6 +1000,9 @@ class Storage:
             _meta(new)["generation"] = gen + 1 if _spec_changed(rt, old, new) else gen
         if rt == CRDS:
             new["status"] = _crd_status(new)
+        self._manage_fields(
+            rt, old, new, subresource=subresource, field_manager=field_manager, managed_fields=managed_fields
+        )
         _meta(new)["resourceVersion"] = old["metadata"]["resourceVersion"]
         if new == old or dry_run:
             return self._as_version(rt, new if dry_run else old, copy)
@@ -963,6 +1011,29 @@ class Storage:
             self._sync_crd_types(new)
         self._finish_if_released(rt, new)
         return self._as_version(rt, new, copy)
+
+    @staticmethod
+    def _manage_fields(
+        rt: ResourceType,
+        old: Obj,
+        new: Obj,
+        *,
+        subresource: str | None,
+        field_manager: str | None,
+        managed_fields: ObjList | None,
+    ) -> None:
+        """Set `new`'s managedFields: an apply's, or the old ones with this write recorded."""
+        meta = _meta(new)
+        if managed_fields is not None:
+            meta["managedFields"] = managed_fields
+            return
+        meta.pop("managedFields", None)
+        if old["metadata"].get("managedFields"):
+            meta["managedFields"] = old["metadata"]["managedFields"]
+            if field_manager:
+                track_update(
+                    rt, old, new, manager=field_manager, subresource=subresource or "", now=now_rfc3339()
+                )
 
     def _merge_update(self, rt: ResourceType, old: Obj, obj: Obj, subresource: str | None) -> Obj:
         """The object an update would store: status-only or status-preserving, server metadata kept."""
@@ -974,7 +1045,7 @@ class Storage:
             else:
                 new.pop("status", None)
             return new
-        if subresource not in (None, "finalize"):
+        if subresource not in (None, "finalize", "scale"):  # a Scale write is a whole-object write
             raise errors.bad_request(f"subresource {subresource} cannot be updated directly")
         new = obj
         if subresource == "finalize":
@@ -1069,6 +1140,47 @@ class Storage:
             new.setdefault("status", {})["phase"] = "Terminating"
         self._commit("MODIFIED", rt, new, old)
         return self._as_version(rt, new, copy)
+
+    def bind(
+        self,
+        namespace: str,
+        pod_name: str,
+        node_name: str,
+        *,
+        resource_version: str | None = None,
+        uid: str | None = None,
+        annotations: dict[str, str] | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        """Assign a pod to a node (POST pods/NAME/binding): spec.nodeName and PodScheduled=True.
+
+        This is the one spec change pod-update validation forbids, so, like kube-apiserver's
+        binding registry, it writes around admission (no generation bump), with the binding's uid
+        and resourceVersion as preconditions. A bound, terminating or gated pod is a 409 Conflict
+        on pods/binding. Returns the bound pod.
+        """
+        if not node_name:
+            cause = FieldCause("FieldValueRequired", "target.name", "Required value")
+            raise errors.invalid("Binding", "", pod_name, [cause])
+        old = self._bucket(PODS).get(namespace, pod_name)
+        if old is None:
+            raise errors.not_found(PODS.plural, PODS.group, pod_name)
+        _precondition(PODS, pod_name, old["metadata"], "uid", uid)
+        _precondition(PODS, pod_name, old["metadata"], "resourceVersion", resource_version)
+        why = _unbindable(old)
+        if why:
+            raise errors.conflict("pods/binding", "", pod_name, why)
+        new = deep_copy(old)
+        new.setdefault("spec", {})["nodeName"] = node_name
+        if annotations:
+            meta = new["metadata"]
+            meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
+        status = new.setdefault("status", {})
+        scheduled = {"type": "PodScheduled", "status": "True", "lastProbeTime": None}
+        status["conditions"] = set_condition(status.get("conditions") or [], scheduled, now_rfc3339())
+        if not dry_run:
+            self._commit("MODIFIED", PODS, new, old)
+        return self._as_version(PODS, new, copy=True)
 
     # -- subscriptions ---------------------------------------------------------------------
 

@@ -605,7 +605,8 @@ def _pod_frozen(spec: Any) -> Any:
     frozen = {
         k: v
         for k, v in spec.items()
-        if k not in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")
+        if k
+        not in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "schedulingGates")
     }
     for key in ("containers", "initContainers"):
         if isinstance(frozen.get(key), list):
@@ -615,10 +616,30 @@ def _pod_frozen(spec: Any) -> Any:
     return frozen
 
 
+def _added_scheduling_gates(spec: Any, old_spec: Any) -> Causes:
+    """Scheduling gates may only be removed after creation (they hold a pod back from the scheduler)."""
+
+    def gates(of: Any) -> list[Any]:
+        found = _get(of, "schedulingGates")
+        return found if isinstance(found, list) else []
+
+    old_names = {_get(g, "name") for g in gates(old_spec)}
+    return [
+        forbidden(
+            f"spec.schedulingGates[{i}].name",
+            f"only deletion is allowed, but found new scheduling gate '{_get(gate, 'name')}'",
+        )
+        for i, gate in enumerate(gates(spec))
+        if _get(gate, "name") not in old_names
+    ]
+
+
 def _pod(obj: Obj, old: Obj | None) -> Causes:
     causes = validate_pod_spec(obj.get("spec"), "spec", template=False)
-    if old is not None and _pod_frozen(obj.get("spec")) != _pod_frozen(old.get("spec")):
-        causes.append(forbidden("spec", _POD_MUTABLE_MSG))
+    if old is not None:
+        causes += _added_scheduling_gates(obj.get("spec"), old.get("spec"))
+        if _pod_frozen(obj.get("spec")) != _pod_frozen(old.get("spec")):
+            causes.append(forbidden("spec", _POD_MUTABLE_MSG))
     return causes
 
 
