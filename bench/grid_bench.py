@@ -30,9 +30,9 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from servicegroup.api.grid_crds import crds
+from servicegroup.api.crds import all_crds
 from servicegroup.grid.apply import DEFAULT_CONCURRENCY
-from servicegroup.grid.kinds import DEPLOYMENT_GRIDS, KINDS
+from servicegroup.grid.kinds import DEPLOYMENT_GRIDS, KINDS, GridKind
 from servicegroup.kube.client import Client
 from servicegroup.kube.objects import ObjectKey
 from servicegroup.kube.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS, NAMESPACES, NODES
@@ -121,7 +121,7 @@ def diff(after: dict[str, float], before: dict[str, float]) -> dict[str, int]:
 
 
 async def seed(client: Client, units: int) -> None:
-    for crd in crds():
+    for crd in all_crds():
         await client.create(CUSTOMRESOURCEDEFINITIONS, crd)
     for namespace in (NAMESPACE, FLOOR_NAMESPACE):
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
@@ -204,12 +204,12 @@ async def run_manager_phase(url: str, args: argparse.Namespace) -> dict[str, Any
     }
 
 
-async def resync(manager: Manager) -> int:
+async def resync(manager: Manager, kinds: Iterable[GridKind] = KINDS) -> int:
     """Re-offer every cached object and reconcile every grid once more; returns the writes made."""
     writes = manager.client.write_count
     for informer in manager.informers.informers:
         informer.resync()
-    for kind in KINDS:
+    for kind in kinds:
         controller = next(c for c in manager.controllers if c.name == kind.controller_name)
         for key in manager.informers.informer(kind.grid).store:
             await controller.process(ObjectKey.parse(key))

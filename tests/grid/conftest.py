@@ -1,5 +1,5 @@
-"""A sandbox (simulating pods and workload status) with the grid CRDs, the docs' five nodes and a
-Manager running the grid controllers in-process."""
+"""A sandbox (simulating pods and workload status) with every CRD we ship (grids, config grids,
+NodeUnits), the docs' five nodes and a Manager running the grid controllers in-process."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from grid.support import example_nodes
-from servicegroup.api.grid_crds import crds
+from servicegroup.api.crds import all_crds
 from servicegroup.kube.client import Client
 from servicegroup.kube.resources import CUSTOMRESOURCEDEFINITIONS, NODES
 from servicegroup.manager import Manager
@@ -32,7 +32,7 @@ async def cluster() -> AsyncIterator[Cluster]:
     client = Client(url)
     manager = Manager(Client(url), ["grid"])
     try:
-        for crd in crds():
+        for crd in all_crds():
             await client.create(CUSTOMRESOURCEDEFINITIONS, crd)
         for node in example_nodes():
             await client.create(NODES, node)

@@ -38,3 +38,48 @@ def with_identity(grid: Obj, uid: str = "uid-1", generation: int = 1) -> Obj:
     meta.setdefault("namespace", "default")
     meta.update(uid=uid, generation=generation, resourceVersion="1")
     return grid
+
+
+def app_grid(name: str = "app", key: str = "location", **spec: Any) -> Obj:
+    """A DeploymentGrid whose pods read ConfigMap `app-config` (volume, envFrom, env) and Secret
+    `app-secret` (projected volume), with `spec` merged in."""
+    container = {
+        "name": "app",
+        "image": "app:1",
+        "envFrom": [{"configMapRef": {"name": "app-config"}}],
+        "env": [
+            {"name": "PLAIN", "valueFrom": {"configMapKeyRef": {"name": "unmanaged", "key": "k"}}},
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "mode"}}},
+        ],
+    }
+    volumes = [
+        {"name": "cfg", "configMap": {"name": "app-config"}},
+        {"name": "sec", "projected": {"sources": [{"secret": {"name": "app-secret"}}]}},
+    ]
+    return {
+        "apiVersion": "superedge.io/v1",
+        "kind": "DeploymentGrid",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "gridUniqKey": key,
+            "template": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [container], "volumes": volumes},
+                },
+            },
+            **spec,
+        },
+    }
+
+
+def config_grid(kind: str, name: str, key: str = "location", **spec: Any) -> Obj:
+    """A ConfigMapGrid or SecretGrid (`kind`) with `spec` merged in."""
+    return {
+        "apiVersion": "servicegroup.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"gridUniqKey": key, **spec},
+    }

@@ -11,12 +11,13 @@ import pytest
 import yaml
 
 from grid.support import EXAMPLES, example
+from servicegroup.api import config_crds
 from servicegroup.api.grid_crds import crds
 from servicegroup.kube.objects import deep_copy
 from servicegroup.sandbox.validation import CrdSchema
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "crds"
-BY_KIND = {crd["spec"]["names"]["kind"]: crd for crd in crds()}
+BY_KIND = {crd["spec"]["names"]["kind"]: crd for crd in [*crds(), *config_crds.crds()]}
 
 
 def schema(kind: str) -> CrdSchema:
@@ -176,11 +177,14 @@ def test_default_and_empty_template_names_are_accepted() -> None:
     assert causes(obj) == []
 
 
-def test_deploy_crds_are_in_sync() -> None:
-    """deploy/crds/superedge.io_<plural>.yaml are generated; UPDATE_CRDS=1 rewrites them."""
-    for crd in crds():
-        path = DEPLOY / f"superedge.io_{crd['spec']['names']['plural']}.yaml"
-        text = "# Generated from src/servicegroup/api/grid_crds.py; do not edit.\n" + yaml.safe_dump(
+@pytest.mark.parametrize(
+    ("manifests", "source"), [(crds(), "grid_crds.py"), (config_crds.crds(), "config_crds.py")]
+)
+def test_deploy_crds_are_in_sync(manifests: list[dict[str, Any]], source: str) -> None:
+    """deploy/crds/<group>_<plural>.yaml are generated; UPDATE_CRDS=1 rewrites them."""
+    for crd in manifests:
+        path = DEPLOY / f"{crd['spec']['group']}_{crd['spec']['names']['plural']}.yaml"
+        text = f"# Generated from src/servicegroup/api/{source}; do not edit.\n" + yaml.safe_dump(
             crd, sort_keys=False
         )
         if os.environ.get("UPDATE_CRDS"):

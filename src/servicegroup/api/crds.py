@@ -7,6 +7,6 @@ from typing import Any
 
 def all_crds() -> list[dict[str, Any]]:
     """Every CustomResourceDefinition servicegroup installs, in apply order."""
-    from servicegroup.api import grid_crds, site_crds
+    from servicegroup.api import config_crds, grid_crds, site_crds
 
-    return [*grid_crds.crds(), *site_crds.crds()]
+    return [*grid_crds.crds(), *config_crds.crds(), *site_crds.crds()]

@@ -4,7 +4,8 @@ Names, kinds and JSON field names are SuperEdge's, so existing manifests apply u
 (see docs/superedge-compat.md): a status subresource (SuperEdge's v1 manifests lack it, so its status
 writes fail), printer columns, a typed embedded Deployment/StatefulSet/Service spec, and validation
 that turns the mistakes SuperEdge only discovers at sync time (bad label key, unknown template name,
-over-long child names) into a 422 at apply time. The pod template keeps
+over-long child names) into a 422 at apply time; and, additive to SuperEdge's schema,
+`spec.overrides` (per-unit rules, docs/site-config.md) and `status.rendered`. The pod template keeps
 `x-kubernetes-preserve-unknown-fields` below its typed top level: a full PodSpec schema would be
 thousands of lines and the child's own API validation checks it anyway.
 """
@@ -38,6 +39,8 @@ LABEL_KEY_MAX: Final = SUBDOMAIN_MAX + 1 + LABEL_MAX
 # Bounds that keep the CEL rules' estimated cost within a real API server's budget.
 MAX_TEMPLATES: Final = 10_000
 MAX_POOL: Final = 1_000
+MAX_RULES: Final = 200
+MAX_RULE_UNITS: Final = 10_000
 
 _STR: Final[Schema] = {"type": "string"}
 _BOOL: Final[Schema] = {"type": "boolean"}
@@ -47,9 +50,11 @@ _INT_OR_STRING: Final[Schema] = {"x-kubernetes-int-or-string": True}
 _STR_MAP: Final[Schema] = {"type": "object", "additionalProperties": {"type": "string"}}
 _STR_LIST: Final[Schema] = {"type": "array", "items": {"type": "string"}}
 _OPEN_OBJECT: Final[Schema] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+_ANY: Final[Schema] = {"x-kubernetes-preserve-unknown-fields": True}
+_QUANTITIES: Final[Schema] = {"type": "object", "additionalProperties": _INT_OR_STRING}
 
 
-def _object(
+def object_schema(
     properties: dict[str, Schema], required: list[str] | None = None, *, extra: Schema | None = None
 ) -> Schema:
     schema: Schema = {"type": "object", "properties": properties, **(extra or {})}
@@ -66,12 +71,12 @@ def _list_of(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 
 
-def _label_selector() -> Schema:
-    expression = _object(
+def label_selector() -> Schema:
+    expression = object_schema(
         {"key": _STR, "operator": _enum("In", "NotIn", "Exists", "DoesNotExist"), "values": _STR_LIST},
         required=["key", "operator"],
     )
-    return _object(
+    return object_schema(
         {"matchLabels": _STR_MAP, "matchExpressions": _list_of(expression)},
         extra={"x-kubernetes-map-type": "atomic"},
     )
@@ -79,32 +84,32 @@ def _label_selector() -> Schema:
 
 def _pod_template() -> Schema:
     """PodTemplateSpec: typed where the controller writes (labels, nodeSelector), open below."""
-    metadata = _object(
+    metadata = object_schema(
         {"labels": _STR_MAP, "annotations": _STR_MAP},
         extra={"x-kubernetes-preserve-unknown-fields": True},
     )
-    container = _object(
+    container = object_schema(
         {"name": _STR, "image": _STR},
         required=["name"],
         extra={"x-kubernetes-preserve-unknown-fields": True},
     )
-    spec = _object(
+    spec = object_schema(
         {"containers": _list_of(container), "nodeSelector": _STR_MAP},
         required=["containers"],
         extra={"x-kubernetes-preserve-unknown-fields": True},
     )
-    return _object({"metadata": metadata, "spec": spec})
+    return object_schema({"metadata": metadata, "spec": spec})
 
 
 def deployment_spec() -> Schema:
     """apps/v1 DeploymentSpec (SuperEdge requires selector and template)."""
-    rolling = _object({"maxUnavailable": _INT_OR_STRING, "maxSurge": _INT_OR_STRING})
-    return _object(
+    rolling = object_schema({"maxUnavailable": _INT_OR_STRING, "maxSurge": _INT_OR_STRING})
+    return object_schema(
         {
             "replicas": {**_INT32, "minimum": 0},
-            "selector": _label_selector(),
+            "selector": label_selector(),
             "template": _pod_template(),
-            "strategy": _object({"type": _enum("Recreate", "RollingUpdate"), "rollingUpdate": rolling}),
+            "strategy": object_schema({"type": _enum("Recreate", "RollingUpdate"), "rollingUpdate": rolling}),
             "minReadySeconds": {**_INT32, "minimum": 0},
             "revisionHistoryLimit": {**_INT32, "minimum": 0},
             "paused": _BOOL,
@@ -116,25 +121,29 @@ def deployment_spec() -> Schema:
 
 def statefulset_spec() -> Schema:
     """apps/v1 StatefulSetSpec (`serviceName` optional, as in Kubernetes >= 1.30)."""
-    claim = _object(
+    claim = object_schema(
         {"metadata": _OPEN_OBJECT, "spec": _OPEN_OBJECT},
         extra={"x-kubernetes-preserve-unknown-fields": True},
     )
-    rolling = _object({"partition": {**_INT32, "minimum": 0}, "maxUnavailable": _INT_OR_STRING})
-    retention = _object({"whenDeleted": _enum("Retain", "Delete"), "whenScaled": _enum("Retain", "Delete")})
-    return _object(
+    rolling = object_schema({"partition": {**_INT32, "minimum": 0}, "maxUnavailable": _INT_OR_STRING})
+    retention = object_schema(
+        {"whenDeleted": _enum("Retain", "Delete"), "whenScaled": _enum("Retain", "Delete")}
+    )
+    return object_schema(
         {
             "replicas": {**_INT32, "minimum": 0},
-            "selector": _label_selector(),
+            "selector": label_selector(),
             "template": _pod_template(),
             "volumeClaimTemplates": _list_of(claim),
             "serviceName": _STR,
             "podManagementPolicy": _enum("OrderedReady", "Parallel"),
-            "updateStrategy": _object({"type": _enum("RollingUpdate", "OnDelete"), "rollingUpdate": rolling}),
+            "updateStrategy": object_schema(
+                {"type": _enum("RollingUpdate", "OnDelete"), "rollingUpdate": rolling}
+            ),
             "revisionHistoryLimit": {**_INT32, "minimum": 0},
             "minReadySeconds": {**_INT32, "minimum": 0},
             "persistentVolumeClaimRetentionPolicy": retention,
-            "ordinals": _object({"start": {**_INT32, "minimum": 0}}),
+            "ordinals": object_schema({"start": {**_INT32, "minimum": 0}}),
         },
         required=["selector", "template"],
     )
@@ -142,7 +151,7 @@ def statefulset_spec() -> Schema:
 
 def service_spec() -> Schema:
     """core/v1 ServiceSpec, every field typed."""
-    port = _object(
+    port = object_schema(
         {
             "name": _STR,
             "protocol": _enum("TCP", "UDP", "SCTP"),
@@ -153,8 +162,8 @@ def service_spec() -> Schema:
         },
         required=["port"],
     )
-    affinity = _object({"clientIP": _object({"timeoutSeconds": _INT32})})
-    return _object(
+    affinity = object_schema({"clientIP": object_schema({"timeoutSeconds": _INT32})})
+    return object_schema(
         {
             "ports": _list_of(port),
             "selector": {**_STR_MAP, "x-kubernetes-map-type": "atomic"},
@@ -180,9 +189,9 @@ def service_spec() -> Schema:
     )
 
 
-def _conditions() -> Schema:
+def conditions_schema() -> Schema:
     """metav1.Condition list, a map keyed by type (as `kubectl wait --for=condition=` expects)."""
-    condition = _object(
+    condition = object_schema(
         {
             "type": _STR,
             "status": _enum("True", "False", "Unknown"),
@@ -198,7 +207,7 @@ def _conditions() -> Schema:
 
 def _workload_condition() -> Schema:
     """apps/v1 Deployment/StatefulSet condition (its own shape, with lastUpdateTime)."""
-    return _object(
+    return object_schema(
         {
             "type": _STR,
             "status": _STR,
@@ -213,14 +222,14 @@ def _workload_condition() -> Schema:
 
 def _deployment_state() -> Schema:
     """SuperEdge's FiltDgStatus: replicas, readyReplicas and the Available condition."""
-    return _object(
+    return object_schema(
         {"replicas": _INT32, "readyReplicas": _INT32, "conditions": _list_of(_workload_condition())}
     )
 
 
 def _statefulset_state() -> Schema:
     """apps/v1 StatefulSetStatus, complete (SuperEdge copies it verbatim)."""
-    return _object(
+    return object_schema(
         {
             "observedGeneration": _INT64,
             "replicas": _INT32,
@@ -237,22 +246,25 @@ def _statefulset_state() -> Schema:
 
 
 def _workload_status(state: Schema) -> Schema:
-    return _object(
+    return object_schema(
         {
             "states": {"type": "object", "additionalProperties": state},
             "observedGeneration": _INT64,
             "units": {**_INT32, "description": "Units (distinct values of gridUniqKey) the grid runs on."},
             "readyUnits": {**_INT32, "description": "Units whose child is up to date and fully ready."},
-            "conditions": _conditions(),
+            "rendered": _rendered(),
+            "conditions": conditions_schema(),
         }
     )
 
 
 def _service_status() -> Schema:
-    return _object({"loadBalancer": _OPEN_OBJECT, "observedGeneration": _INT64, "conditions": _conditions()})
+    return object_schema(
+        {"loadBalancer": _OPEN_OBJECT, "observedGeneration": _INT64, "conditions": conditions_schema()}
+    )
 
 
-def _grid_key() -> Schema:
+def grid_key_schema() -> Schema:
     return {
         "type": "string",
         "minLength": 1,
@@ -268,6 +280,100 @@ def _grid_key() -> Schema:
     }
 
 
+def unit_selection() -> dict[str, Schema]:
+    """The fields a rule selects units with (shared with ConfigMapGrid/SecretGrid rules)."""
+    return {
+        "name": {"type": "string", "maxLength": LABEL_MAX, "description": "Reported in status and Events."},
+        "units": {**_STR_LIST, "maxItems": MAX_RULE_UNITS, "description": "Unit names."},
+        "unitPattern": {"type": "string", "minLength": 1, "description": "Glob over unit names (fnmatch)."},
+        "unitSelector": {
+            **label_selector(),
+            "description": "Labels of the unit's NodeUnit (site.superedge.io, named like the unit).",
+        },
+    }
+
+
+SELECTION_RULE: Final[Schema] = {
+    "rule": "has(self.units) || has(self.unitPattern) || has(self.unitSelector)",
+    "message": "a rule selects units: set units, unitPattern or unitSelector",
+}
+
+
+def _json_patch_op() -> Schema:
+    return object_schema(
+        {
+            "op": _enum("add", "remove", "replace", "move", "copy", "test"),
+            "path": {"type": "string", "pattern": "^(/.*)?$"},
+            "from": {"type": "string", "pattern": "^(/.*)?$"},
+            "value": _ANY,
+        },
+        required=["op", "path"],
+        extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(self.op in ['move', 'copy']) || has(self.from)",
+                    "message": "move and copy need from",
+                },
+                {
+                    "rule": "!(self.op in ['add', 'replace', 'test']) || has(self.value)",
+                    "message": "add, replace and test need a value",
+                },
+            ]
+        },
+    )
+
+
+def _overrides() -> Schema:
+    """`spec.overrides`: ordered per-unit rules (docs/site-config.md)."""
+    env = object_schema({"name": _STR, "value": _STR, "valueFrom": _OPEN_OBJECT}, required=["name"])
+    container = object_schema(
+        {
+            "name": _STR,
+            "image": {"type": "string", "minLength": 1},
+            "env": _list_of(env),
+            "resources": object_schema({"limits": _QUANTITIES, "requests": _QUANTITIES}),
+        },
+        required=["name"],
+    )
+    rule = object_schema(
+        {
+            **unit_selection(),
+            "replicas": {**_INT32, "minimum": 0},
+            "containers": _list_of(container),
+            "strategicMergePatch": _OPEN_OBJECT,
+            "jsonPatch": {**_list_of(_json_patch_op()), "minItems": 1},
+        },
+        extra={
+            "x-kubernetes-validations": [
+                SELECTION_RULE,
+                {
+                    "rule": "has(self.replicas) || has(self.containers) || has(self.strategicMergePatch)"
+                    " || has(self.jsonPatch)",
+                    "message": "a rule changes something: set replicas, containers, strategicMergePatch "
+                    "or jsonPatch",
+                },
+            ]
+        },
+    )
+    return {
+        **_list_of(rule),
+        "maxItems": MAX_RULES,
+        "description": "Per-unit rules applied in order after the template choice.",
+    }
+
+
+def _rendered() -> Schema:
+    """`status.rendered[unit]`: what the unit's child was built from."""
+    entry = object_schema(
+        {"template": _STR, "overrides": _STR_LIST, "configHash": _STR, "configs": _STR_LIST}
+    )
+    return {
+        "type": "object",
+        "additionalProperties": entry,
+        "description": "Per unit: template, override rules and per-unit config version it gets.",
+    }
+
+
 def _names_template(expr: str) -> str:
     """CEL: `expr` is '' or 'default' (meaning spec.template) or a key of templatePool."""
     pool = f"(has(self.templatePool) && {expr} in self.templatePool)"
@@ -276,9 +382,9 @@ def _names_template(expr: str) -> str:
 
 def _workload_grid_spec(spec: Schema) -> Schema:
     """DeploymentGrid/StatefulSetGrid spec: one template, a canary pool and the per-unit choice."""
-    return _object(
+    return object_schema(
         {
-            "gridUniqKey": _grid_key(),
+            "gridUniqKey": grid_key_schema(),
             "template": spec,
             "templatePool": {"type": "object", "additionalProperties": spec, "maxProperties": MAX_POOL},
             "templates": {
@@ -297,6 +403,7 @@ def _workload_grid_spec(spec: Schema) -> Schema:
                 "type": "boolean",
                 "description": "Remove templatePool entries neither `templates` nor defaultTemplateName use.",
             },
+            "overrides": _overrides(),
         },
         required=["gridUniqKey"],
         extra={
@@ -320,10 +427,12 @@ def _workload_grid_spec(spec: Schema) -> Schema:
 
 
 def _service_grid_spec() -> Schema:
-    return _object({"gridUniqKey": _grid_key(), "template": service_spec()}, required=["gridUniqKey"])
+    return object_schema(
+        {"gridUniqKey": grid_key_schema(), "template": service_spec()}, required=["gridUniqKey"]
+    )
 
 
-def _child_name_rules(kind: str, limit: int) -> list[Schema]:
+def child_name_rules(kind: str, limit: int) -> list[Schema]:
     """Root rules on the grid name: it is the `grid-selector` label value of every child (<= 63),
     and `<grid>-<unit>` must fit `limit` for the shortest unit and for every unit in templates."""
     longest = min(LABEL_MAX, limit - 2)
@@ -346,7 +455,7 @@ def _child_name_rules(kind: str, limit: int) -> list[Schema]:
     return rules
 
 
-def _printer_columns(workload: bool) -> list[Schema]:
+def printer_columns(workload: bool) -> list[Schema]:
     key = {"name": "Key", "type": "string", "jsonPath": ".spec.gridUniqKey"}
     age = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
     if not workload:
@@ -364,10 +473,19 @@ def _printer_columns(workload: bool) -> list[Schema]:
     ]
 
 
-def _crd(
-    kind: str, plural: str, short: str, *, spec: Schema, status: Schema, rules: list[Schema]
+def crd_manifest(
+    kind: str,
+    plural: str,
+    short: str,
+    *,
+    spec: Schema,
+    status: Schema,
+    rules: list[Schema],
+    group: str = GRID_GROUP,
+    version: str = GRID_VERSION,
 ) -> dict[str, Any]:
-    root = _object(
+    """One namespaced CRD with a status subresource, in category `servicegroup`."""
+    root = object_schema(
         {
             "apiVersion": _STR,
             "kind": _STR,
@@ -380,9 +498,9 @@ def _crd(
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GRID_GROUP}"},
+        "metadata": {"name": f"{plural}.{group}"},
         "spec": {
-            "group": GRID_GROUP,
+            "group": group,
             "names": {
                 "kind": kind,
                 "listKind": f"{kind}List",
@@ -394,12 +512,12 @@ def _crd(
             "scope": "Namespaced",
             "versions": [
                 {
-                    "name": GRID_VERSION,
+                    "name": version,
                     "served": True,
                     "storage": True,
                     "schema": {"openAPIV3Schema": root},
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": _printer_columns(kind != "ServiceGrid"),
+                    "additionalPrinterColumns": printer_columns(kind != "ServiceGrid"),
                 }
             ],
         },
@@ -409,23 +527,23 @@ def _crd(
 def crds() -> list[dict[str, Any]]:
     """The three grid CRDs, in apply order (each call returns fresh, independent dicts)."""
     manifests = [
-        _crd(
+        crd_manifest(
             "DeploymentGrid",
             "deploymentgrids",
             "dg",
             spec=_workload_grid_spec(deployment_spec()),
             status=_workload_status(_deployment_state()),
-            rules=_child_name_rules("DeploymentGrid", SUBDOMAIN_MAX),
+            rules=child_name_rules("DeploymentGrid", SUBDOMAIN_MAX),
         ),
-        _crd(
+        crd_manifest(
             "StatefulSetGrid",
             "statefulsetgrids",
             "ssg",
             spec=_workload_grid_spec(statefulset_spec()),
             status=_workload_status(_statefulset_state()),
-            rules=_child_name_rules("StatefulSetGrid", STATEFULSET_NAME_MAX),
+            rules=child_name_rules("StatefulSetGrid", STATEFULSET_NAME_MAX),
         ),
-        _crd(
+        crd_manifest(
             "ServiceGrid",
             "servicegrids",
             "sg",

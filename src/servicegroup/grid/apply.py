@@ -4,7 +4,8 @@ Writes run concurrently (bounded), each with the precondition that keeps it safe
 the live resourceVersion, a delete the live uid. Outcomes are sorted by what the caller does next:
 `raced` (409, or the object vanished: the cache is behind, requeue), `rejected` (400/422: the same
 object can never succeed, report it and wait for a spec change), `failed` (anything else: retry
-with backoff). `Expectations` remembers each write until the informer shows its echo, so a
+with backoff). `Expectations` remembers each write until the informer shows its echo (or
+anything newer: another writer, e.g. the Deployment controller's status, may come first), so a
 reconcile that runs before the cache catches up never repeats a create.
 """
 
@@ -28,6 +29,25 @@ DEFAULT_CONCURRENCY: Final = 16
 EXPECTATION_TTL: Final = 30.0  # seconds to wait for a write's watch echo before acting again
 
 
+@dataclass(frozen=True)
+class Written:
+    """One successful write, as its echo will show it. Resource versions are opaque, so "the echo
+    or newer" is recognised without ordering them: same uid and a version other than the one the
+    write replaced (creates replace none); a delete by the object's absence or another uid."""
+
+    uid: str
+    resource_version: str | None  # ours; None for a delete
+    previous: str | None = None  # the version an update replaced; None for a create or delete
+
+    def shown_by(self, obj: Mapping[str, Any] | None, *, deleted: bool = False) -> bool:
+        """Does this object state (cached, or an event's; `deleted` for a delete event) reflect
+        the write?"""
+        same = obj is not None and meta(obj).get("uid") == self.uid
+        if self.resource_version is None:
+            return obj is None or deleted or not same
+        return same and (deleted or meta(obj or {}).get("resourceVersion") != self.previous)
+
+
 @dataclass
 class Outcome:
     """What happened to each write of a plan, by child name."""
@@ -35,10 +55,9 @@ class Outcome:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-    written: dict[str, str | None] = field(
-        default_factory=dict
-    )  # name -> our resourceVersion (None: deleted)
+    written: dict[str, Written] = field(default_factory=dict)
     raced: list[str] = field(default_factory=list)
+    taken: list[str] = field(default_factory=list)  # create found an object of that name (also raced)
     rejected: dict[str, str] = field(default_factory=dict)  # name -> error message
     failed: dict[str, str] = field(default_factory=dict)  # name -> error message
 
@@ -55,8 +74,10 @@ async def apply_plan(
         async with limit:
             try:
                 result = await call()
-            except (AlreadyExists, Conflict):
+            except (AlreadyExists, Conflict) as err:
                 outcome.raced.append(name)
+                if verb == "create" and isinstance(err, AlreadyExists):
+                    outcome.taken.append(name)
             except NotFound:
                 _not_found(outcome, verb, name)
             except (Invalid, BadRequest) as err:
@@ -64,13 +85,13 @@ async def apply_plan(
             except (ApiError, OSError, TimeoutError) as err:
                 outcome.failed[name] = f"{verb} {res.kind} {name} failed: {err}"
             else:
-                _record(outcome, verb, name, result)
+                _record(outcome, verb, obj, result)
 
     calls = [run("create", obj, _bind(client.create, res, obj)) for obj in plan.create]
     calls += [run("update", obj, _bind(client.replace, res, obj)) for obj in plan.update]
     calls += [run("delete", obj, _deleter(client, res, obj)) for obj in plan.delete]
     await asyncio.gather(*calls)
-    for names in (outcome.created, outcome.updated, outcome.deleted, outcome.raced):
+    for names in (outcome.created, outcome.updated, outcome.deleted, outcome.raced, outcome.taken):
         names.sort()
     return outcome
 
@@ -92,13 +113,19 @@ def _deleter(client: Client, res: Resource, obj: Obj) -> Callable[[], Awaitable[
     )
 
 
-def _record(outcome: Outcome, verb: str, name: str, result: Obj) -> None:
+def _record(outcome: Outcome, verb: str, sent: Obj, result: Obj) -> None:
+    sent_meta = meta(sent)
+    name = sent_meta.get("name") or ""
     if verb == "delete":
         outcome.deleted.append(name)
-        outcome.written[name] = None
+        outcome.written[name] = Written(sent_meta.get("uid") or "", None)
         return
     (outcome.created if verb == "create" else outcome.updated).append(name)
-    outcome.written[name] = meta(result).get("resourceVersion") or ""
+    result_meta = meta(result)
+    previous = sent_meta.get("resourceVersion") if verb == "update" else None
+    outcome.written[name] = Written(
+        result_meta.get("uid") or "", result_meta.get("resourceVersion") or "", previous
+    )
 
 
 def _not_found(outcome: Outcome, verb: str, name: str) -> None:
@@ -111,7 +138,7 @@ def _not_found(outcome: Outcome, verb: str, name: str) -> None:
 
 @dataclass
 class _Expected:
-    resource_version: str | None  # None: a delete
+    write: Written
     deadline: float
 
 
@@ -128,14 +155,14 @@ class Expectations:
         self._by_grid: dict[ObjectKey, dict[str, _Expected]] = {}
         self._grid_of: dict[ObjectKey, ObjectKey] = {}  # child key -> grid key
 
-    def expect(self, grid: ObjectKey, written: Mapping[str, str | None]) -> None:
+    def expect(self, grid: ObjectKey, written: Mapping[str, Written]) -> None:
         """Remember the writes just made for `grid`'s children (same namespace as the grid)."""
         if not written:
             return
         deadline = self._clock() + self.ttl
         entries = self._by_grid.setdefault(grid, {})
-        for name, resource_version in written.items():
-            entries[name] = _Expected(resource_version, deadline)
+        for name, write in written.items():
+            entries[name] = _Expected(write, deadline)
             self._grid_of[ObjectKey(grid.namespace, name)] = grid
 
     def observe(self, obj: Obj, *, deleted: bool) -> None:
@@ -145,9 +172,7 @@ class Expectations:
         entry = self._by_grid.get(grid, {}).get(child.name) if grid is not None else None
         if grid is None or entry is None:
             return
-        if deleted or (
-            entry.resource_version is not None and entry.resource_version == meta(obj).get("resourceVersion")
-        ):
+        if entry.write.shown_by(obj, deleted=deleted):
             self._settle(grid, child)
 
     def pending(self, grid: ObjectKey) -> dict[str, float]:

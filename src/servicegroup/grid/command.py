@@ -2,21 +2,25 @@
 
 `render` runs the controller's own `desired_children` over a grid manifest and a node list, so
 reviewers and GitOps pipelines see exactly the children the controller would create (without the
-ownerReference when the manifest has no uid, which only the live grid has).
+ownerReference when the manifest has no uid, which only the live grid has). With `--configs`
+(ConfigMapGrids/SecretGrids the workloads reference) and `--nodeunits` (NodeUnits whose labels
+override rules and placeholders read), it shows per-unit configuration too; YAML output starts
+each grid with a comment saying, per unit, the template, override rules and config version used.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
 import orjson
 import yaml
 
-from servicegroup.api.labels import GRID_API_VERSION
-from servicegroup.grid.desired import desired_children
+from servicegroup.api.labels import DEFAULT_TEMPLATE_NAME
+from servicegroup.grid.configs import ConfigGrids
+from servicegroup.grid.desired import Desired, UnitContext, desired_children
 from servicegroup.grid.kinds import BY_KIND
 from servicegroup.grid.status import describe, listing
 from servicegroup.grid.units import unit_values
@@ -36,6 +40,14 @@ def register(subparsers: Any) -> None:
         "-f", "--filename", required=True, metavar="FILE", help="grid manifest(s); '-' = stdin"
     )
     render.add_argument("--nodes", metavar="NODES", help="Node manifest(s) or a List (needed for DG/SSG)")
+    render.add_argument(
+        "--configs",
+        metavar="FILE",
+        help="ConfigMapGrid/SecretGrid manifests the workloads reference (those in -f count too)",
+    )
+    render.add_argument(
+        "--nodeunits", metavar="FILE", help="NodeUnit manifests (labels for unitSelector and placeholders)"
+    )
     render.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format")
     render.set_defaults(func=run_render)
     crds = subparsers.add_parser(
@@ -54,29 +66,88 @@ def _fail(command: str, message: str) -> SystemExit:
 def run_render(args: argparse.Namespace) -> int:
     """Entry point of `servicegroup render`."""
     grids = list(_objects(_load("render", args.filename)))
-    nodes = list(_objects(_load("render", args.nodes))) if args.nodes else []
-    for node in nodes:
-        if node.get("kind") != "Node":
-            raise _fail("render", f"{args.nodes}: expected Node objects, found {node.get('kind')!r}")
-    children = [child for grid in grids for child in render_grid(grid, nodes)]
+    nodes = _typed(args.nodes, ("Node",))
+    configs = _typed(args.configs, ("ConfigMapGrid", "SecretGrid"))
+    nodeunits = _typed(args.nodeunits, ("NodeUnit",))
+    context_of = render_context(
+        [*configs, *(g for g in grids if g.get("kind") in ("ConfigMapGrid", "SecretGrid"))], nodeunits
+    )
+    rendered = [(grid, render_desired(grid, nodes, context_of(_namespace(grid)))) for grid in grids]
+    children = [desired.children[name] for _, desired in rendered for name in sorted(desired.children)]
+    if args.output == "yaml":
+        for grid, desired in rendered:
+            sys.stdout.write("".join(f"# {line}\n" for line in summary(grid, desired)))
     _print(children, args.output, sys.stdout)
     return 0
 
 
-def render_grid(grid: Obj, nodes: list[Obj]) -> list[Obj]:
+def _typed(path: str | None, kinds: tuple[str, ...]) -> list[Obj]:
+    """The objects of an optional file, all of one of `kinds` (one-line error otherwise)."""
+    objects = list(_objects(_load("render", path))) if path else []
+    for obj in objects:
+        if obj.get("kind") not in kinds:
+            raise _fail("render", f"{path}: expected {' or '.join(kinds)} objects, found {obj.get('kind')!r}")
+    return objects
+
+
+def render_context(config_grids: list[Obj], nodeunits: list[Obj]) -> Callable[[str], UnitContext]:
+    """Namespace -> NodeUnit labels and that namespace's config grids, as the controller sees them."""
+    by_key = {
+        (str(g.get("kind")).removesuffix("Grid"), _namespace(g), (g.get("metadata") or {}).get("name")): g
+        for g in config_grids
+    }
+    labels = {
+        str((u.get("metadata") or {}).get("name")): dict((u.get("metadata") or {}).get("labels") or {})
+        for u in nodeunits
+    }
+
+    def context(namespace: str) -> UnitContext:
+        return UnitContext(labels, ConfigGrids(lambda kind, name: by_key.get((kind, namespace, name))))
+
+    return context
+
+
+def _namespace(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "default")
+
+
+def render_grid(grid: Obj, nodes: list[Obj], context: UnitContext | None = None) -> list[Obj]:
     """The children of one grid manifest; SystemExit naming the units when any cannot be built."""
+    desired = render_desired(grid, nodes, context)
+    return [desired.children[name] for name in sorted(desired.children)]
+
+
+def render_desired(grid: Obj, nodes: list[Obj], context: UnitContext | None = None) -> Desired:
+    """`desired_children` of one grid manifest; SystemExit naming the units when any cannot be built."""
     kind = BY_KIND.get(str(grid.get("kind")))
-    if kind is None or grid.get("apiVersion") != GRID_API_VERSION:
+    if kind is None or grid.get("apiVersion") != kind.grid.api_version:
         found = f"{grid.get('apiVersion')}/{grid.get('kind')}"
-        raise _fail("render", f"not a grid: {found} (expected {GRID_API_VERSION} {', '.join(BY_KIND)})")
+        expected = ", ".join(f"{k.grid.api_version} {k.kind}" for k in BY_KIND.values())
+        raise _fail("render", f"not a grid: {found} (expected {expected})")
     metadata = grid.get("metadata") or {}
-    grid = {**grid, "metadata": {**metadata, "namespace": metadata.get("namespace") or "default"}}
+    grid = {**grid, "metadata": {**metadata, "namespace": _namespace(grid)}}
     key = (grid.get("spec") or {}).get("gridUniqKey") or ""
-    desired = desired_children(kind, grid, unit_values(nodes, key) if kind.per_unit else [])
+    desired = desired_children(kind, grid, unit_values(nodes, key) if kind.per_unit else [], context)
     if desired.problems:
         problems = listing((describe(u, desired.problems[u]) for u in sorted(desired.problems)), "; ")
         raise _fail("render", f"{kind.kind} {metadata.get('name')}: {problems}")
-    return [desired.children[name] for name in sorted(desired.children)]
+    return desired
+
+
+def summary(grid: Obj, desired: Desired) -> list[str]:
+    """Header lines: the grid, then per unit its template, override rules and config version."""
+    name = (grid.get("metadata") or {}).get("name")
+    lines = [f"{grid.get('kind')} {name}: {len(desired.children)} children"]
+    for unit in sorted(u for u in desired.unit_of.values() if u):
+        got = desired.rendered.get(unit) or {"template": DEFAULT_TEMPLATE_NAME}
+        parts = [f"template {got['template']}"] if "template" in got else []
+        if got.get("overrides"):
+            parts.append(f"overrides {', '.join(got['overrides'])}")
+        if got.get("configHash"):
+            used = f" ({', '.join(got['configs'])})" if got.get("configs") else ""
+            parts.append(f"config {got['configHash']}{used}")
+        lines.append(f"  {unit}: {'; '.join(parts) or 'base'}")
+    return lines
 
 
 def run_crds(args: argparse.Namespace) -> int:

@@ -1,36 +1,44 @@
 """Wiring of the three grid controllers: informers and handlers → keys, reconcile(key) → Result.
 
-One `GridController` class serves DeploymentGrid, StatefulSetGrid and ServiceGrid (the kind table
-in `kinds.py`). Handlers only enqueue grid keys: a grid's own changes (status-only writes are
-skipped), its children's events through their controller ownerReference, and node label changes
-through an index of grids by gridUniqKey, only for keys whose value actually changed. Each
-reconcile follows docs/architecture.md: read → desired → plan → apply → status.
+One `GridController` class serves every grid kind (the kind table in `kinds.py`): DeploymentGrid,
+StatefulSetGrid, ServiceGrid, ConfigMapGrid and SecretGrid. Handlers only enqueue grid keys: a
+grid's own changes (status-only writes are skipped), its children's events through their
+controller ownerReference, node label changes through an index of grids by gridUniqKey (only for
+keys whose value actually changed), NodeUnit label changes for grids whose rules or placeholders
+read them, and config grid changes for the workload grids that reference them (an index of grids
+by referenced ConfigMap/Secret name). Each reconcile follows docs/architecture.md:
+read → desired → plan → apply → status.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
 import orjson
 
-from servicegroup.api.labels import FIELD_MANAGER_GRID, GRID_GROUP
+from servicegroup.api.labels import FIELD_MANAGER_GRID
 from servicegroup.grid import reasons
-from servicegroup.grid.apply import Expectations, Outcome, apply_plan
-from servicegroup.grid.desired import GRID_WIDE, Desired, Problem, desired_children
-from servicegroup.grid.kinds import KINDS, GridKind
-from servicegroup.grid.plan import Plan, plan_children
+from servicegroup.grid.apply import Expectations, Outcome, Written, apply_plan
+from servicegroup.grid.configs import CONFIGMAP, SECRET, ConfigGrids, config_uses_labels, referenced_names
+from servicegroup.grid.desired import GRID_WIDE, Desired, Problem, UnitContext, desired_children
+from servicegroup.grid.kinds import ALL_KINDS, CONFIGMAP_GRIDS, NODEUNITS, SECRET_GRIDS, GridKind
+from servicegroup.grid.overrides import rules_of, uses_selector
+from servicegroup.grid.placeholders import uses_labels
+from servicegroup.grid.plan import Plan, plan_children, template_hash_of
 from servicegroup.grid.status import MAX_LISTED, collect_problems, describe, grid_status, listing
 from servicegroup.grid.templates import unused_pool_entries
 from servicegroup.grid.units import label_key_problem, unit_values
 from servicegroup.kube.client import Client
 from servicegroup.kube.conditions import TRUE, format_time, get_condition
 from servicegroup.kube.controller import Controller, Result, controller_owner_keys
+from servicegroup.kube.errors import NotFound
 from servicegroup.kube.events import NORMAL, WARNING, EventRecorder
 from servicegroup.kube.informer import Informer, InformerFactory
 from servicegroup.kube.objects import ObjectKey, labels_of, meta
-from servicegroup.kube.resources import NODES
+from servicegroup.kube.resources import NODES, Resource
 from servicegroup.kube.store import controller_uid_index, label_keys_index
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,12 @@ Obj = dict[str, Any]
 GRID_KEY_INDEX: Final = "servicegroup.grid/grid-uniq-key"  # grids by spec.gridUniqKey
 CONTROLLER_UID_INDEX: Final = "servicegroup.grid/controller-uid"  # children by controller owner uid
 NODE_LABEL_KEYS_INDEX: Final = "servicegroup.grid/label-keys"  # nodes by every label key they carry
+CONFIG_REFS_INDEX: Final = "servicegroup.grid/config-refs"  # grids by `<Kind>/<ns>/<name>` they reference
+NODEUNIT_USERS_INDEX: Final = "servicegroup.grid/nodeunit-users"  # grids whose children read NodeUnits
+USES_NODEUNITS: Final = "yes"
+ABSENT_RECHECK: Final = 10.0  # seconds before asking again whether an optional CRD is installed
+UNSYNCED_RETRY: Final = 1.0  # seconds before retrying a grid that waits for an optional informer
+TAKEN_RETRY: Final = 10.0  # seconds before retrying a create that found a foreign object
 
 
 class ManagerLike(Protocol):
@@ -59,27 +73,99 @@ class ApplyFailed(Exception):
 
 
 def setup(mgr: ManagerLike) -> None:
-    """Register the DeploymentGrid, StatefulSetGrid and ServiceGrid controllers with the manager."""
+    """Register one controller per grid kind (DG, SSG, SG, ConfigMapGrid, SecretGrid)."""
     client = mgr.client.with_field_manager(FIELD_MANAGER_GRID)
     nodes = mgr.informers.informer(NODES)
     nodes.add_index(NODE_LABEL_KEYS_INDEX, label_keys_index)
-    for kind in KINDS:
+    optional = OptionalInformers(
+        client,
+        nodeunits=mgr.informers.informer(NODEUNITS),
+        configmap_grids=mgr.informers.informer(CONFIGMAP_GRIDS),
+        secret_grids=mgr.informers.informer(SECRET_GRIDS),
+    )
+    for kind in ALL_KINDS:
         grid_controller = GridController(
             kind,
             client=client,
             grids=mgr.informers.informer(kind.grid),
-            children=mgr.informers.informer(kind.child),
+            children=mgr.informers.informer(kind.child, label_selector=kind.child_selector),
             nodes=nodes if kind.per_unit else None,
             recorder=mgr.recorder(kind.controller_name),
             workers=mgr.workers,
+            optional=optional if kind.per_unit else None,
         )
         mgr.add_controller(grid_controller.controller)
+
+
+class OptionalInformers:
+    """NodeUnits and config grids: read by grids, but their CRDs may not be installed (a SuperEdge
+    cluster without site-manager, or without our own CRDs). A grid never waits for them at start;
+    `ready(res)` is True once the informer has synced, or while the CRD is known to be absent
+    (then there is nothing to see), so a missing CRD never stops a grid that does not need it."""
+
+    def __init__(
+        self, client: Client, *, nodeunits: Informer, configmap_grids: Informer, secret_grids: Informer
+    ) -> None:
+        self.client = client
+        self.nodeunits = nodeunits
+        self.configmap_grids = configmap_grids
+        self.secret_grids = secret_grids
+        self._absent_until: dict[Resource, float] = {}
+
+    async def ready(self, informer: Informer) -> bool:
+        """Can this informer's store be trusted as the cluster's state?"""
+        if informer.has_synced:
+            return True
+        if self._absent_until.get(informer.res, 0.0) > time.monotonic():
+            return True
+        try:
+            await self.client.list(informer.res, limit=1)
+        except NotFound:  # CRD not installed: no such objects exist
+            self._absent_until[informer.res] = time.monotonic() + ABSENT_RECHECK
+            return True
+        return False  # installed, the informer will sync shortly
+
+    def config_grid(self, namespace: str) -> Callable[[str, str], Obj | None]:
+        """Lookup of a config grid by (child kind, name) in `namespace` (being deleted = absent)."""
+
+        def lookup(child_kind: str, name: str) -> Obj | None:
+            informer = self.configmap_grids if child_kind == CONFIGMAP else self.secret_grids
+            grid = informer.store.get(ObjectKey(namespace, name))
+            return None if grid is None or meta(grid).get("deletionTimestamp") else grid
+
+        return lookup
 
 
 def grid_key_index(grid: Obj) -> list[str]:
     """Index function: the grid's gridUniqKey (grids without one are not indexed)."""
     key = (grid.get("spec") or {}).get("gridUniqKey")
     return [key] if key else []
+
+
+def config_refs_index(grid: Obj) -> list[str]:
+    """Index function: `<Kind>/<ns>/<name>` of every ConfigMap/Secret the grid's templates name."""
+    spec = grid.get("spec") or {}
+    namespace = meta(grid).get("namespace") or ""
+    names: set[tuple[str, str]] = set()
+    for template in [spec.get("template"), *(spec.get("templatePool") or {}).values()]:
+        if isinstance(template, dict):
+            names |= referenced_names(template)
+    for rule in rules_of(spec):
+        patch = rule.body.get("strategicMergePatch")
+        if isinstance(patch, dict) and isinstance(patch.get("spec"), dict):
+            names |= referenced_names(patch["spec"])
+    return sorted(f"{kind}/{namespace}/{name}" for kind, name in names)
+
+
+def nodeunit_users_index(grid: Obj) -> list[str]:
+    """Index function: grids whose children depend on NodeUnit labels (selector rules, label
+    placeholders, or config grids, whose data may)."""
+    spec = grid.get("spec") or {}
+    if grid.get("kind") in ("ConfigMapGrid", "SecretGrid"):
+        return [USES_NODEUNITS] if config_uses_labels(spec) else []
+    if uses_selector(rules_of(spec)) or uses_labels(spec) or config_refs_index(grid):
+        return [USES_NODEUNITS]
+    return []
 
 
 def grid_changed(old: Obj | None, new: Obj) -> bool:
@@ -116,29 +202,33 @@ class GridController:
         recorder: EventRecorder,
         workers: int = 2,
         expectations: Expectations | None = None,
+        optional: OptionalInformers | None = None,
     ) -> None:
         self.kind = kind
         self.client = client
         self.grids = grids
         self.children = children
         self.nodes = nodes
+        self.optional = optional
         self.recorder = recorder
         self.expectations = expectations or Expectations()
         self.controller: Controller[ObjectKey] = Controller(kind.controller_name, self.reconcile, workers)
         # Objects holding a name a grid wants without being its children: their events wake it.
         self._conflict_owner: dict[ObjectKey, ObjectKey] = {}
         self._conflicts_of: dict[ObjectKey, list[ObjectKey]] = {}
-        # child key -> (grid fingerprint, child resourceVersion) at which the child matched desired
-        self._in_sync: dict[ObjectKey, tuple[Fingerprint, str]] = {}
+        # child key -> (grid fingerprint, desired signature, child resourceVersion) when they matched
+        self._in_sync: dict[ObjectKey, tuple[Fingerprint, str, str]] = {}
         self._wire()
 
     # -- handlers: events → grid keys --------------------------------------------------------------
 
     def _wire(self) -> None:
         self.grids.add_index(GRID_KEY_INDEX, grid_key_index)
+        self.grids.add_index(CONFIG_REFS_INDEX, config_refs_index)
+        self.grids.add_index(NODEUNIT_USERS_INDEX, nodeunit_users_index)
         self.children.add_index(CONTROLLER_UID_INDEX, controller_uid_index)
         self.controller.watch(self.grids, predicate=grid_changed)
-        owner_keys = controller_owner_keys(self.kind.kind, GRID_GROUP)
+        owner_keys = controller_owner_keys(self.kind.kind, self.kind.grid.group)
 
         def on_child(obj: Obj, deleted: bool = False) -> None:
             self.expectations.observe(obj, deleted=deleted)
@@ -166,6 +256,37 @@ class GridController:
                 lambda node: self.node_changed(node, None),
             )
             self.controller.wait_for(self.nodes)
+        if self.optional is not None:
+            self._wire_optional(self.optional)
+
+    def _wire_optional(self, optional: OptionalInformers) -> None:
+        """NodeUnit label changes and config grid changes wake the grids that read them."""
+
+        def nodeunit_changed(old: Obj | None, new: Obj | None) -> None:
+            if old is None or new is None or labels_of(old) != labels_of(new):
+                for key in self.grids.store.index_keys(NODEUNIT_USERS_INDEX, USES_NODEUNITS):
+                    self.controller.enqueue(ObjectKey.parse(key))
+
+        optional.nodeunits.add_handler(
+            lambda obj: nodeunit_changed(None, obj), nodeunit_changed, lambda obj: nodeunit_changed(obj, None)
+        )
+        if self.kind.role != "workload":
+            return
+        for child_kind, informer in ((CONFIGMAP, optional.configmap_grids), (SECRET, optional.secret_grids)):
+            changed = self._config_grid_changed(child_kind)
+            informer.add_handler(*_as_handlers(changed))
+
+    def _config_grid_changed(self, child_kind: str) -> Callable[[Obj | None, Obj], None]:
+        """Handler: a config grid changed → the grids referencing `<child_kind>/<ns>/<name>`."""
+
+        def changed(old: Obj | None, new: Obj) -> None:
+            if old is not None and not grid_changed(old, new):
+                return
+            ref = f"{child_kind}/{ObjectKey.from_object(new)}"
+            for key in self.grids.store.index_keys(CONFIG_REFS_INDEX, ref):
+                self.controller.enqueue(ObjectKey.parse(key))
+
+        return changed
 
     def node_changed(self, old: Obj | None, new: Obj | None) -> None:
         """Enqueue only the grids keyed on a label whose value changed (index lookup, no scan)."""
@@ -185,7 +306,11 @@ class GridController:
         if meta(grid).get("deletionTimestamp"):
             return None
         grid = await self._prune_unused_templates(grid)
-        desired = desired_children(self.kind, grid, self._units(grid))
+        units = self._units(grid)
+        context = await self._context(grid, units)
+        if context is None:  # NodeUnits or config grids not cached yet: decide nothing on a guess
+            return Result(requeue_after=UNSYNCED_RETRY)
+        desired = desired_children(self.kind, grid, units, context)
         live = self._live(grid, desired)
         pending = self.expectations.pending(key)
         plan = self._plan(key, grid, desired, live, pending)
@@ -196,16 +321,41 @@ class GridController:
                 self.kind.kind, key, len(outcome.created), len(outcome.updated), len(outcome.deleted),
                 len(outcome.raced), len(outcome.rejected), len(outcome.failed),
             )  # fmt: skip
-        self.expectations.expect(key, outcome.written)
+        self.expectations.expect(key, self._unechoed(key, outcome.written))
         self._report_writes(grid, outcome)
-        await self._update_status(grid, desired, live, plan, outcome)
+        taken = outcome.taken if self.kind.child_selector else []
+        await self._update_status(grid, desired, live, plan, outcome, taken=taken)
         if outcome.failed:
             raise ApplyFailed(f"{self.kind.kind} {key}: {listing(sorted(outcome.failed.values()), '; ')}")
-        if outcome.raced:
+        if outcome.raced or (outcome.taken and not taken):
             return Result(requeue=True)
+        if taken:  # a foreign object outside our (label-filtered) cache: its deletion will not wake us
+            return Result(requeue_after=TAKEN_RETRY)
         if pending:  # safety net should an echo never come (it normally wakes the grid first)
             return Result(requeue_after=max(pending.values()))
         return None
+
+    def _unechoed(self, key: ObjectKey, written: Mapping[str, Written]) -> dict[str, Written]:
+        """The writes the cache does not reflect yet (an echo may arrive while the rest of the plan
+        is still being written, or be overtaken by a newer version, before it is expected)."""
+        return {
+            name: write
+            for name, write in written.items()
+            if not write.shown_by(self.children.store.get(ObjectKey(key.namespace, name)))
+        }
+
+    async def _context(self, grid: Obj, units: list[str]) -> UnitContext | None:
+        """NodeUnit labels of the units and the namespace's config grids; None while not cached."""
+        optional = self.optional
+        if optional is None:
+            return UnitContext()
+        for informer in (optional.nodeunits, optional.configmap_grids, optional.secret_grids):
+            if not await optional.ready(informer):
+                return None
+        store = optional.nodeunits.store
+        labels = {unit: labels_of(found) for unit in units if (found := store.get(unit)) is not None}
+        lookup = optional.config_grid(meta(grid).get("namespace") or "")
+        return UnitContext(labels, ConfigGrids(lookup))
 
     def _plan(
         self,
@@ -220,7 +370,9 @@ class GridController:
         in_sync = [
             name
             for name, child in live.items()
-            if self._in_sync.get(ObjectKey.from_object(child)) == (fingerprint, rv_of(child))
+            if name in desired.children
+            and self._in_sync.get(ObjectKey.from_object(child))
+            == (fingerprint, _signature(desired.children[name]), rv_of(child))
         ]
         plan = plan_children(desired, live, meta(grid).get("uid") or "", in_flight=pending, in_sync=in_sync)
         self._remember_in_sync(desired, live, plan, fingerprint, pending)
@@ -228,7 +380,14 @@ class GridController:
         return plan
 
     async def _update_status(
-        self, grid: Obj, desired: Desired, live: Mapping[str, Obj], plan: Plan, outcome: Outcome
+        self,
+        grid: Obj,
+        desired: Desired,
+        live: Mapping[str, Obj],
+        plan: Plan,
+        outcome: Outcome,
+        *,
+        taken: list[str],
     ) -> None:
         """Status from the cached children, written once if it changed; Warnings for new problems."""
         failures = {
@@ -240,9 +399,10 @@ class GridController:
             for name, message in errors.items()
         }
         name = meta(grid).get("name") or ""
-        problems = collect_problems(self.kind, name, desired, plan.conflicts, failures)
+        conflicts = sorted({*plan.conflicts, *taken})
+        problems = collect_problems(self.kind, name, desired, conflicts, failures)
         status = grid_status(
-            self.kind, grid, desired, live, problems=problems, conflicts=plan.conflicts, now=format_time()
+            self.kind, grid, desired, live, problems=problems, conflicts=conflicts, now=format_time()
         )
         await self._write_status(grid, status)
         self._report_new_problems(grid, status, {u: p for u, p in problems.items() if u not in failures})
@@ -307,10 +467,10 @@ class GridController:
         """Children the plan found equal to desired: skip their deep comparison until either moves."""
         touched = {meta(child)["name"] for child in plan.update}
         skipped = touched.union(plan.conflicts, pending)
-        for name in desired.children:
+        for name, want in desired.children.items():
             child = live.get(name)
             if child is not None and name not in skipped:
-                self._in_sync[ObjectKey.from_object(child)] = (fingerprint, rv_of(child))
+                self._in_sync[ObjectKey.from_object(child)] = (fingerprint, _signature(want), rv_of(child))
 
     # -- Events ------------------------------------------------------------------------------------
 
@@ -367,6 +527,22 @@ def _fingerprint(grid: Obj) -> Fingerprint:
         option=orjson.OPT_SORT_KEYS,
     )
     return (grid_meta.get("uid") or "", grid_meta.get("generation") or 0, extras)
+
+
+def _as_handlers(
+    changed: Callable[[Obj | None, Obj], None],
+) -> tuple[Callable[[Obj], None], Callable[[Obj, Obj], None], Callable[[Obj], None]]:
+    """(on_add, on_update, on_delete) calling `changed(old, new)`; adds and deletes pass old=None."""
+
+    def on_add_or_delete(obj: Obj) -> None:
+        changed(None, obj)
+
+    return on_add_or_delete, changed, on_add_or_delete
+
+
+def _signature(desired_child: Obj) -> str:
+    """What a desired child depends on besides its grid: its (per-unit) hash and replicas."""
+    return f"{template_hash_of(desired_child)}/{(desired_child.get('spec') or {}).get('replicas')}"
 
 
 def rv_of(obj: Obj) -> str:

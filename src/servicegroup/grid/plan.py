@@ -2,7 +2,9 @@
 
 "Needs update" compares only what we set, tolerant of server-side defaulting (SuperEdge's
 DeepContains over JSON, `kube.objects.deep_contains`), plus two explicit checks DeepContains cannot
-make: the template hash (a field removed from the template) and replicas (forcing 0). So a
+make: the template hash (a field removed from the template) and replicas (forcing 0). Config
+children (ConfigMap, Secret: no `spec`) must hold exactly the desired data, so keys added or
+edited by hand are reverted. So a
 converged grid plans nothing. A live object with a desired name but another controller (or none)
 is a conflict and is never touched; held children (units with a spec problem) are left alone;
 only children this grid controls and no longer wants are deleted.
@@ -14,12 +16,14 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from servicegroup.api.labels import TEMPLATE_HASH_KEY
+from servicegroup.api.labels import CONFIG_HASH, TEMPLATE_HASH_KEY
 from servicegroup.grid.desired import Desired
 from servicegroup.kube.objects import controller_of, deep_contains, meta
 
 Obj = dict[str, Any]
 
+# Top-level fields of a config child, compared exactly (the API server defaults none of them).
+CONFIG_FIELDS: Final = ("type", "data", "binaryData")
 # Service fields the API server allocates; an update that omits them keeps the live values.
 _SERVICE_IP_FIELDS: Final = ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy")
 
@@ -84,18 +88,22 @@ def _controlled_by(obj: Obj, uid: str) -> bool:
 
 
 def template_hash_of(obj: Mapping[str, Any]) -> str | None:
-    """The template hash a child was stamped with: pod template label, or (Service) annotation."""
+    """The template hash a child was stamped with: pod template label, or (Service) annotation, or
+    (config child) the data hash annotation."""
     pod = (obj.get("spec") or {}).get("template")
     if isinstance(pod, dict):
         value = ((pod.get("metadata") or {}).get("labels") or {}).get(TEMPLATE_HASH_KEY)
     else:
-        value = (meta(obj).get("annotations") or {}).get(TEMPLATE_HASH_KEY)
+        annotations = meta(obj).get("annotations") or {}
+        value = annotations.get(TEMPLATE_HASH_KEY) if "spec" in obj else annotations.get(CONFIG_HASH)
     return value if isinstance(value, str) else None
 
 
 def needs_update(live: Obj, desired: Obj) -> bool:
     """Does `live` differ from `desired` in anything we set (hash, replicas, labels, spec)?"""
     if template_hash_of(live) != template_hash_of(desired):
+        return True
+    if "spec" not in desired and any(live.get(f) != desired.get(f) for f in CONFIG_FIELDS):
         return True
     live_spec, want_spec = live.get("spec") or {}, desired.get("spec") or {}
     if "replicas" in want_spec and live_spec.get("replicas") != want_spec["replicas"]:
@@ -115,10 +123,13 @@ def updated_child(live: Obj, desired: Obj) -> Obj:
     metadata["labels"] = {**(live_meta.get("labels") or {}), **(want_meta.get("labels") or {})}
     if want_meta.get("annotations"):
         metadata["annotations"] = {**(live_meta.get("annotations") or {}), **want_meta["annotations"]}
+    body = {"apiVersion": desired["apiVersion"], "kind": desired["kind"], "metadata": metadata}
+    if "spec" not in desired:  # a config child: exactly the desired data
+        return {**body, **{f: desired[f] for f in CONFIG_FIELDS if f in desired}}
     spec = dict(desired.get("spec") or {})
     if desired.get("kind") == "Service":
         spec = _keep_allocated(spec, live.get("spec") or {})
-    return {"apiVersion": desired["apiVersion"], "kind": desired["kind"], "metadata": metadata, "spec": spec}
+    return {**body, "spec": spec}
 
 
 def _keep_allocated(spec: Obj, live_spec: Mapping[str, Any]) -> Obj:

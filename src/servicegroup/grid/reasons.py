@@ -30,3 +30,8 @@ TEMPLATES_PRUNED: Final = "UnusedTemplatesDeleted"
 CHILD_CREATED: Final = "ChildCreated"
 CHILD_UPDATED: Final = "ChildUpdated"
 CHILD_DELETED: Final = "ChildDeleted"
+
+# Per-unit configuration problems (docs/site-config.md): the unit's child is held as it is
+OVERRIDE_FAILED: Final = "OverrideFailed"
+INVALID_PLACEHOLDER: Final = "InvalidPlaceholder"
+CONFIG_UNAVAILABLE: Final = "ConfigUnavailable"

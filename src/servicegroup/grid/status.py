@@ -1,7 +1,9 @@
 """The grid's status from live children: per-unit states, counts and conditions. Pure.
 
 `status.states[unit]` is SuperEdge's: for a Deployment only replicas, readyReplicas and the
-Available condition (FiltDgStatus); for a StatefulSet the whole StatefulSetStatus. On top of that:
+Available condition (FiltDgStatus); for a StatefulSet the whole StatefulSetStatus; for a config
+grid's ConfigMap/Secret `{dataHash}` (the live child's). `status.rendered[unit]` says what each
+customised workload unit gets: `{template, overrides, configHash, configs}`. On top of that:
 `units` / `readyUnits` for the printer columns, `observedGeneration`, and the conditions Ready,
 Progressing, Degraded and ChildConflict. Messages are built in sorted unit order and conditions
 keep their lastTransitionTime while their status holds, so an unchanged world gives an equal status
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from servicegroup.api.labels import CONFIG_HASH
 from servicegroup.grid import reasons
 from servicegroup.grid.desired import GRID_WIDE, Desired, Problem
 from servicegroup.grid.kinds import GridKind
@@ -63,11 +66,15 @@ def grid_status(
         del status["observedGeneration"]
     if kind.per_unit:
         status.update(states=states, units=len(units), readyUnits=len(units) - len(not_ready))
+    if kind.role == "workload":
+        status["rendered"] = dict(desired.rendered)
     return status
 
 
 def unit_state(kind: GridKind, child: Mapping[str, Any]) -> Obj:
     """`status.states[unit]`: FiltDgStatus for a Deployment, the full status of a StatefulSet."""
+    if kind.role == "config":
+        return {"dataHash": (meta(child).get("annotations") or {}).get(CONFIG_HASH) or ""}
     status = dict(child.get("status") or {})
     if kind.child.kind != "Deployment":
         return status
