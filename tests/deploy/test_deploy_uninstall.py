@@ -1,0 +1,85 @@
+"""The uninstall order of docs/install.md, with the real kubectl against the sandbox: custom
+resources are deleted while the manager runs (it removes its finalizers after cleaning the nodes),
+then `kubectl delete -k` removes the rest and the CRDs, and nothing is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from deploy_support import (
+    CRDS,
+    DEPLOY,
+    KUBECTL,
+    NODEGROUPS,
+    NODEUNITS,
+    component,
+    create,
+    example,
+    installed_sandbox,
+)
+
+from conftest import eventually
+from servicegroup.kube.client import Client
+from servicegroup.kube.resources import NODES
+from servicegroup.sandbox import Sandbox
+
+pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[tuple[Sandbox, Client]]:
+    async with installed_sandbox() as installed:
+        yield installed
+
+
+async def kubectl(kubeconfig: Path, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        KUBECTL,
+        f"--kubeconfig={kubeconfig}",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def test_documented_uninstall_order_leaves_nothing(
+    cluster: tuple[Sandbox, Client], tmp_path: Path
+) -> None:
+    sandbox, client = cluster
+    kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+    overlay = str(DEPLOY / "overlays" / "cloud-only")
+    await kubectl(kubeconfig, "apply", "-k", overlay, "--validate=false")  # as test_deploy_apply.py
+    args = ["manager", f"--kubeconfig={kubeconfig}", "--controllers=grid,site", "--health-listen=127.0.0.1:0"]
+    async with component(args, tmp_path / "manager.log") as manager:
+        await create(client, *example("07-nodeunits.yaml"))
+
+        async def labelled() -> bool:
+            node = await client.get(NODES, "bj-1")
+            unit = await client.get(NODEUNITS, "beijing")
+            return node["metadata"]["labels"].get("site") == "beijing" and bool(
+                unit["metadata"].get("finalizers")
+            )
+
+        await eventually(labelled, timeout=30, message="units label nodes and hold finalizers")
+        # step 1: the custom resources, while the manager runs
+        for kind in ("nodegroups", "nodeunits"):
+            code, out = await kubectl(kubeconfig, "delete", kind, "--all", "--wait=true", "--timeout=30s")
+            assert code == 0, out
+        assert not (await client.list(NODEUNITS))["items"]
+        assert not (await client.list(NODEGROUPS))["items"]
+        labels = (await client.get(NODES, "bj-1"))["metadata"]["labels"]
+        assert "site" not in labels, "the manager cleaned the node before releasing the unit"
+        assert await manager.terminate() == 0
+    # step 3: everything else, CRDs included
+    code, out = await kubectl(kubeconfig, "delete", "-k", overlay, "--ignore-not-found", "--wait=true")
+    for line in out.splitlines():
+        assert " deleted" in line or "resource mapping not found" in line or "ensure CRDs" in line, line
+    names = {crd["metadata"]["name"] for crd in (await client.list(CRDS))["items"]}
+    assert not {n for n in names if "superedge.io" in n or "servicegroup.io" in n}, names
+    assert code in (0, 1), out
