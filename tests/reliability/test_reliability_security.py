@@ -225,11 +225,6 @@ async def test_grid_surfaces_a_403_and_backs_off(denied_manager: Denied) -> None
     assert_backs_off(tap)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/servicegroup/site/controller.py: reconcile_node lets a 403 on the node PATCH "
-    "escape to the generic retry (a log line only): no Event, no NodeUnit condition names the denial",
-)
 @pytest.mark.parametrize("denied_manager", [deny_node_patches], indirect=True)
 async def test_site_surfaces_a_403_on_node_labelling(denied_manager: Denied) -> None:
     client, tap = denied_manager.client, denied_manager.tap

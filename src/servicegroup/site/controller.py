@@ -41,7 +41,7 @@ from servicegroup.kube.client import Client
 from servicegroup.kube.clock import Clock
 from servicegroup.kube.conditions import FALSE, TRUE, format_time
 from servicegroup.kube.controller import Controller, Result
-from servicegroup.kube.errors import AlreadyExists, Invalid, NotFound
+from servicegroup.kube.errors import AlreadyExists, Forbidden, Invalid, NotFound
 from servicegroup.kube.events import NORMAL, WARNING, EventRecorder
 from servicegroup.kube.informer import InformerFactory
 from servicegroup.kube.objects import labels_of, meta
@@ -297,6 +297,14 @@ class SiteController:
             await self.client.patch(NODES, name, patch)
         except Invalid as err:
             self.recorder.event(node, WARNING, "SiteLabelsRejected", f"node patch rejected: {err.message}")
+            raise
+        except Forbidden as err:
+            # RBAC denial will not heal by retrying alone: name it where operators look, on the
+            # node and on every unit that wants the change; the queue keeps backing off.
+            message = f"node {name} patch forbidden (403), check the manager's RBAC: {err.message}"
+            for target in [node, *(self.units.store.get(u) for u in units)]:
+                if target is not None:
+                    self.recorder.event(target, WARNING, "SiteLabelsForbidden", message)
             raise
         log.debug("node %s patched", name)
         return None
