@@ -87,6 +87,8 @@ async def test_distributes_each_member_its_own_units_and_aggregates_status(feder
     assert status["states"]["zone1"]["readyReplicas"] == 2
     assert status["states"]["zone2"]["readyReplicas"] == 3
     assert (status["units"], status["readyUnits"]) == (2, 2)
+    # the CRD schema keeps the fed controller's unit → member map (not pruned by the API server)
+    assert status["clusters"] == {"zone1": "member-a", "zone2": "member-b"}
     assert condition(grid, reasons.DISTRIBUTED)["message"] == "member-a: zone1; member-b: zone2"
     assert condition(grid, reasons.MEMBERS_REACHABLE)["status"] == "True"
     assert FED_FINALIZER in grid["metadata"]["finalizers"]

@@ -33,6 +33,13 @@ _INT32: Final[Schema] = {"type": "integer", "format": "int32"}
 _INT64: Final[Schema] = {"type": "integer", "format": "int64"}
 
 
+_CLUSTERS: Schema = {
+    "type": "object",
+    "additionalProperties": {"type": "string"},
+    "description": "Fed grids: the member cluster that holds each unit (written by the fed controller).",
+}
+
+
 def _layer(secret: bool) -> dict[str, Schema]:
     """The data fields of one layer (base, rule or unit)."""
     if secret:
@@ -77,6 +84,7 @@ def _status() -> Schema:
             "observedGeneration": _INT64,
             "units": _INT32,
             "readyUnits": _INT32,
+            "clusters": _CLUSTERS,
             "conditions": conditions_schema(),
         }
     )

@@ -54,6 +54,13 @@ _ANY: Final[Schema] = {"x-kubernetes-preserve-unknown-fields": True}
 _QUANTITIES: Final[Schema] = {"type": "object", "additionalProperties": _INT_OR_STRING}
 
 
+_CLUSTERS: Schema = {
+    "type": "object",
+    "additionalProperties": {"type": "string"},
+    "description": "Fed grids: the member cluster that holds each unit (written by the fed controller).",
+}
+
+
 def object_schema(
     properties: dict[str, Schema], required: list[str] | None = None, *, extra: Schema | None = None
 ) -> Schema:
@@ -252,6 +259,7 @@ def _workload_status(state: Schema) -> Schema:
             "observedGeneration": _INT64,
             "units": {**_INT32, "description": "Units (distinct values of gridUniqKey) the grid runs on."},
             "readyUnits": {**_INT32, "description": "Units whose child is up to date and fully ready."},
+            "clusters": _CLUSTERS,
             "rendered": _rendered(),
             "conditions": conditions_schema(),
         }
