@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 
 from servicegroup.kube import errors
 from servicegroup.kube.client import Client
+from servicegroup.kube.metrics import API_RETRIES
 from servicegroup.kube.resources import CONFIGMAPS, DEPLOYMENTS
 
 from .fakeapi import CLOSE, FakeApi, bookmark, cm, event, gone_event
@@ -144,8 +145,11 @@ class TestReads:
     ) -> None:
         for _ in range(3):
             api.canned.append(("GET", 503, {"reason": "ServiceUnavailable"}, {}))
+        retries = API_RETRIES.labels("list", str(CONFIGMAPS))
+        before = retries._value.get()
         await client.list(CONFIGMAPS, "default")
         assert len(sleeps.delays) == 3
+        assert retries._value.get() - before == 3  # each retry is counted for /metrics
         assert sleeps.delays[0] < sleeps.delays[1] < sleeps.delays[2] <= client.max_backoff * 1.2
 
     async def test_retries_are_bounded(self, api: FakeApi, client: Client, sleeps: Sleeps) -> None:

@@ -31,7 +31,7 @@ from servicegroup.kube.errors import (
     Unreachable,
     error_for,
 )
-from servicegroup.kube.metrics import API_REQUESTS
+from servicegroup.kube.metrics import API_REQUESTS, API_RETRIES
 from servicegroup.kube.objects import meta
 from servicegroup.kube.resources import Resource
 from servicegroup.kube.workqueue import BucketRateLimiter
@@ -417,6 +417,7 @@ class Client:
                     raise
                 delay = self._retry_delay(err, attempt)
                 log.debug("retrying %s %s in %.2fs: %s", verb, res, delay, err)
+                API_RETRIES.labels(verb, str(res)).inc()
                 attempt += 1
                 await self._sleep(delay)
 

@@ -12,6 +12,11 @@ API_REQUESTS = Counter(
     "API server requests by verb, resource and HTTP status code (0 = no answer).",
     ["verb", "resource", "code"],
 )
+API_RETRIES = Counter(
+    "servicegroup_api_retries_total",
+    "Read retries after a 429, a 5xx or no answer, by verb and resource.",
+    ["verb", "resource"],
+)
 WATCH_RESTARTS = Counter(
     "servicegroup_watch_restarts_total",
     "Informer watch restarts (ended, broken or 410 Gone) per resource.",
