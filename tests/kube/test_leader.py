@@ -163,3 +163,19 @@ async def _is(elector: LeaderElector) -> bool:
 def test_invalid_timings_are_rejected(kw: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         LeaderElector(Client("http://127.0.0.1:9"), "ns", "l", "me", **kw)
+
+
+async def test_a_lease_write_the_server_refuses_is_logged_as_a_warning(
+    sandbox: Sandbox, kube: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox.faults.set(errors=[{"code": 500, "verb": "create", "resource": "leases"}])
+    a = Candidate(kube, "a", **STEADY).start()
+    try:
+
+        async def warned() -> bool:
+            return any(r.levelname == "WARNING" and "create failed" in r.getMessage() for r in caplog.records)
+
+        await eventually(warned, message="a refused Lease create was not logged as a warning")
+        assert a.started == 0
+    finally:
+        await a.cancel()

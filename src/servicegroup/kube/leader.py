@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from servicegroup.kube.client import Client
 from servicegroup.kube.clock import Clock
-from servicegroup.kube.errors import ApiError, NotFound
+from servicegroup.kube.errors import AlreadyExists, ApiError, Conflict, NotFound
 from servicegroup.kube.metrics import LEADER
 from servicegroup.kube.objects import deep_copy
 from servicegroup.kube.resources import LEASES
@@ -174,7 +174,7 @@ class LeaderElector:
         try:
             result = await self.client.replace(LEASES, updated)
         except ApiError as err:
-            log.debug("lease %s/%s: update failed: %s", self.namespace, self.name, err)
+            _log_lease_failure("update", self.namespace, self.name, err)
             return False
         self._observe(result.get("spec") or {}, force=True)
         return True
@@ -189,7 +189,7 @@ class LeaderElector:
         try:
             result = await self.client.create(LEASES, body)
         except ApiError as err:
-            log.debug("lease %s/%s: create failed: %s", self.namespace, self.name, err)
+            _log_lease_failure("create", self.namespace, self.name, err)
             return False
         self._observe(result.get("spec") or {}, force=True)
         return True
@@ -231,3 +231,9 @@ class LeaderElector:
                 log.info("lease %s/%s released by %s", self.namespace, self.name, self.identity)
         except (ApiError, TimeoutError) as err:
             log.warning("lease %s/%s: release failed: %s", self.namespace, self.name, err)
+
+
+def _log_lease_failure(verb: str, namespace: str, name: str, err: ApiError) -> None:
+    """Losing a race to another replica is routine (debug); anything else (RBAC, 5xx) an operator must see."""
+    level = logging.DEBUG if isinstance(err, (Conflict, AlreadyExists)) else logging.WARNING
+    log.log(level, "lease %s/%s: %s failed: %s", namespace, name, verb, err)
