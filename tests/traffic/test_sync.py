@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from prometheus_client import REGISTRY
 
 from servicegroup.kube.resources import ENDPOINTS, ENDPOINTSLICES, NODES, SERVICES
 from servicegroup.traffic.sync import ServedView, TopologySync
@@ -162,3 +163,30 @@ async def test_resync_after_outage_emits_only_differences() -> None:
     )
     events = [orjson.loads(line) for line in await watcher.take(0)]
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "svc-2")]
+
+
+def hidden_sample(resource: str) -> float | None:
+    return REGISTRY.get_sample_value("servicegroup_proxy_filtered_endpoints", {"resource": resource})
+
+
+def test_hidden_endpoints_are_counted_and_exported() -> None:
+    sync = started()  # gz-1's endpoint is outside bj-1's unit, in the slice and in the Endpoints
+    assert (sync.hidden.total(ENDPOINTSLICES), sync.hidden.total(ENDPOINTS)) == (1, 1)
+    sync.changed(ENDPOINTSLICES, eslice("svc-1", "bj-2", "gz-1"), eslice("svc-1", "bj-2", "gz-1", "gz-1"))
+    assert sync.hidden.total(ENDPOINTSLICES) == 2
+    assert hidden_sample("endpointslices") == 2
+    sync.changed(NODES, node("bj-1", "beijing"), node("bj-1", "guangzhou"))  # now bj-2 is foreign
+    assert (sync.hidden.total(ENDPOINTSLICES), sync.hidden.total(ENDPOINTS)) == (1, 1)
+    sync.changed(SERVICES, service(), service(keys=None))  # no policy: nothing hidden
+    assert (sync.hidden.total(ENDPOINTSLICES), sync.hidden.total(ENDPOINTS)) == (0, 0)
+    assert hidden_sample("endpoints") == 0
+
+
+def test_hidden_count_follows_deletes_and_resync() -> None:
+    sync = started()
+    sync.changed(ENDPOINTS, endpoints("svc", "bj-2", "gz-1"), None)
+    sync.changed(ENDPOINTSLICES, eslice("svc-1", "bj-2", "gz-1"), None)
+    assert (sync.hidden.total(ENDPOINTSLICES), sync.hidden.total(ENDPOINTS)) == (0, 0)
+    again = started()
+    again.resync({"nodes": NODES_LIST, "services": [service()], "endpointslices": [], "endpoints": []})
+    assert (again.hidden.total(ENDPOINTSLICES), again.hidden.total(ENDPOINTS)) == (0, 0)

@@ -86,3 +86,15 @@ def endpoint_nodes(obj: Mapping[str, Any]) -> set[str]:
         for address in subset.get(field) or []
         if address.get("nodeName")
     }
+
+
+def endpoint_count(obj: Mapping[str, Any]) -> int:
+    """How many endpoints an EndpointSlice or Endpoints holds (ready or not), to count what the
+    filter hides."""
+    if "addressType" in obj:
+        return len(obj.get("endpoints") or [])
+    return sum(
+        len(subset.get(field) or [])
+        for subset in obj.get("subsets") or []
+        for field in ("addresses", "notReadyAddresses")
+    )

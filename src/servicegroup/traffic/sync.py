@@ -15,13 +15,21 @@ really changed, so re-filtering that changes nothing is invisible to clients.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
+
+from prometheus_client import Gauge
 
 from servicegroup.kube.objects import labels_of
 from servicegroup.kube.resources import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, NODES, SERVICES, Resource
 from servicegroup.kube.store import object_key
-from servicegroup.traffic.filters import endpoint_nodes, filter_endpoints, filter_slices, slice_service_key
+from servicegroup.traffic.filters import (
+    endpoint_count,
+    endpoint_nodes,
+    filter_endpoints,
+    filter_slices,
+    slice_service_key,
+)
 from servicegroup.traffic.view import NodeView, Topology, topology_of
 from servicegroup.traffic.watchcache import ResourceCache, ResourceVersions
 
@@ -31,6 +39,56 @@ Obj = dict[str, Any]
 
 # What kube-proxy and CoreDNS list and watch; everything the proxy serves, read-only.
 SERVED: Final[tuple[Resource, ...]] = (SERVICES, ENDPOINTS, ENDPOINTSLICES, NODES, NAMESPACES)
+
+FILTERED_ENDPOINTS = Gauge(
+    "servicegroup_proxy_filtered_endpoints",
+    "Endpoints of topology-scoped Services hidden from this node now (outside its NodeUnit).",
+    ["resource"],
+)
+
+
+class HiddenEndpoints:
+    """Endpoints the filter hides, per Service and in total per resource: the total is what
+    `servicegroup_proxy_filtered_endpoints` exports, kept by difference so that re-filtering one
+    Service costs nothing for the others."""
+
+    def __init__(self) -> None:
+        self._by_service: dict[tuple[str, str | None], int] = {}
+        self._totals: dict[str, int] = {}
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything (before a full resync recounts)."""
+        self._by_service.clear()
+        for res in (ENDPOINTS, ENDPOINTSLICES):
+            self._set_total(res.plural, 0)
+
+    def record(
+        self,
+        res: Resource,
+        service_key: str | None,
+        upstream: Sequence[Obj],
+        served: Sequence[Obj],
+        topology: Topology | None,
+    ) -> None:
+        """Note one Service's objects before and after filtering (a Service without a topology
+        policy hides nothing, so nothing is counted for it)."""
+        hidden = 0
+        if topology is not None:
+            hidden = sum(map(endpoint_count, upstream)) - sum(map(endpoint_count, served))
+        before = self._by_service.pop((res.plural, service_key), 0)
+        if hidden:
+            self._by_service[(res.plural, service_key)] = hidden
+        if hidden != before:
+            self._set_total(res.plural, self.total(res) + hidden - before)
+
+    def total(self, res: Resource) -> int:
+        """Endpoints of this resource hidden from the node now."""
+        return self._totals.get(res.plural, 0)
+
+    def _set_total(self, resource: str, total: int) -> None:
+        self._totals[resource] = total
+        FILTERED_ENDPOINTS.labels(resource).set(total)
 
 
 class ServedView:
@@ -61,6 +119,7 @@ class TopologySync:
         self._endpoints: dict[str, Obj] = {}
         self._nodes_of: dict[str, set[str]] = {}  # service key -> nodes its endpoints run on
         self._services_on: dict[str, set[str]] = {}  # node -> service keys
+        self.hidden = HiddenEndpoints()
 
     # -- full resync (first sync, or nothing is known yet) ----------------------------------------
 
@@ -72,6 +131,7 @@ class TopologySync:
         self._endpoints.clear()
         self._nodes_of.clear()
         self._services_on.clear()
+        self.hidden.clear()
         services = {object_key(s): s for s in upstream.get(SERVICES.plural, ())}
         nodes = {object_key(n): n for n in upstream.get(NODES.plural, ())}
         for name, node in nodes.items():
@@ -92,10 +152,7 @@ class TopologySync:
         self.served.cache(NODES).replace(nodes)
         self.served.cache(NAMESPACES).replace({object_key(n): n for n in upstream.get(NAMESPACES.plural, ())})
         self.served.cache(ENDPOINTS).replace(
-            {
-                key: filter_endpoints(eps, self._topologies.get(key), self._view)
-                for key, eps in self._endpoints.items()
-            }
+            {key: self._filtered_endpoints(key, eps) for key, eps in self._endpoints.items()}
         )
         filtered: dict[str, Obj] = {}
         for service_key, group in self._slices.items():
@@ -145,6 +202,7 @@ class TopologySync:
         if new is None:
             self._endpoints.pop(key, None)
             self.served.cache(ENDPOINTS).delete(key)
+            self.hidden.record(ENDPOINTS, key, (), (), None)
         else:
             self._endpoints[key] = new
         moved = old is None or new is None or endpoint_nodes(old) != endpoint_nodes(new)
@@ -200,15 +258,25 @@ class TopologySync:
             return
         eps = self._endpoints.get(service_key)
         if endpoints and eps is not None:
-            topology = self._topologies.get(service_key)
-            self.served.cache(ENDPOINTS).put(service_key, filter_endpoints(eps, topology, self._view))
+            self.served.cache(ENDPOINTS).put(service_key, self._filtered_endpoints(service_key, eps))
         if index:
             self._index_nodes(service_key)
 
     def _filtered_slices(self, service_key: str | None, group: Mapping[str, Obj]) -> dict[str, Obj]:
+        """One Service's slices as served, counting what they hide."""
         keys = sorted(group)
         topology = self._topologies.get(service_key) if service_key is not None else None
-        return dict(zip(keys, filter_slices([group[k] for k in keys], topology, self._view), strict=True))
+        upstream = [group[k] for k in keys]
+        served = filter_slices(upstream, topology, self._view)
+        self.hidden.record(ENDPOINTSLICES, service_key, upstream, served, topology)
+        return dict(zip(keys, served, strict=True))
+
+    def _filtered_endpoints(self, service_key: str, eps: Obj) -> Obj:
+        """One Service's Endpoints as served, counting what it hides."""
+        topology = self._topologies.get(service_key)
+        served = filter_endpoints(eps, topology, self._view)
+        self.hidden.record(ENDPOINTS, service_key, [eps], [served], topology)
+        return served
 
     def _index_nodes(self, service_key: str) -> None:
         """Remember which nodes a topology Service's endpoints are on, so that relabelling another
