@@ -177,30 +177,6 @@ def _assert_probes_hit_the_health_port(workload: str, container: Obj) -> None:
             assert get["host"] == host, (workload, probe)
 
 
-def test_kube_proxy_config_is_the_traffic_session_s() -> None:
-    ours = find(overlay("edge"), "ConfigMap", "servicegroup-kube-proxy")["data"]
-    theirs = next(yaml.safe_load_all((DEPLOY / "traffic" / "kube-proxy.yaml").read_text()))["data"]
-    assert ours == theirs
-
-
-def test_coredns_config_is_the_dns_session_s() -> None:
-    ours = find(overlay("edge"), "ConfigMap", "servicegroup-edge-coredns")["data"]
-    theirs = yaml.safe_load((DEPLOY / "dns" / "coredns-configmap-patch.yaml").read_text())["data"]
-    assert ours == theirs
-    assert "endpoint http://127.0.0.1:51006" in ours["Corefile"]
-
-
-@pytest.mark.parametrize(("ours", "theirs"), [("servicegroup-proxy", "traffic"), ("servicegroup-dns", "dns")])
-def test_daemon_args_are_the_component_session_s(ours: str, theirs: str) -> None:
-    """Same flags as the component's own manifest (ours adds only the log flags)."""
-    mine = find(overlay("edge"), "DaemonSet", ours)["spec"]["template"]["spec"]["containers"][0]["args"]
-    docs = yaml.safe_load_all((DEPLOY / theirs / "daemonset.yaml").read_text())
-    daemonset = next(d for d in docs if d["kind"] == "DaemonSet")
-    their_args = daemonset["spec"]["template"]["spec"]["containers"][0]["args"]
-    logs = {a for a in mine if a.startswith("--log-")}
-    assert set(mine) - logs == set(their_args) - logs
-
-
 def test_overlays_pin_one_image_for_every_component() -> None:
     for name in OVERLAYS:
         images = {

@@ -1,6 +1,7 @@
-"""deploy/dns/ stays in step with the code and with itself: the DaemonSet's args parse with today's
-CLI, probes hit the health port, RBAC grants exactly what the daemon watches, the CoreDNS patches
-read the file the daemon writes, and the volume patch merges into a CoreDNS workload."""
+"""deploy/base/dns/ and deploy/coredns/ stay in step with the code and with each other: the
+DaemonSet's args parse with today's CLI, probes hit the health port, RBAC grants exactly what the
+daemon watches, the edge Corefile and the snippet read the file the daemon writes, and the volume
+patch merges into a CoreDNS workload."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from servicegroup.kube.serve import parse_listen
 from servicegroup.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy" / "dns"
+DEPLOY = ROOT / "deploy" / "base" / "dns"
+COREDNS = ROOT / "deploy" / "coredns"
 Obj = dict[str, Any]
 
 
@@ -48,8 +50,9 @@ def hosts_block(corefile: str) -> str:
 
 def test_manifests_are_valid_kubernetes_objects() -> None:
     version = kubernetes_validate.utils.latest_version()
-    for doc in yaml.safe_load_all((DEPLOY / "daemonset.yaml").read_text()):
-        kubernetes_validate.validate(doc, version, strict=True)
+    for name in ("daemonset.yaml", "rbac.yaml", "coredns-config.yaml"):
+        for doc in yaml.safe_load_all((DEPLOY / name).read_text()):
+            kubernetes_validate.validate(doc, version, strict=True)
 
 
 def test_daemonset_args_parse_and_probes_hit_the_health_port() -> None:
@@ -65,7 +68,7 @@ def test_hosts_directory_is_the_mounted_host_path() -> None:
     spec = pod_spec()
     directory = str(daemon_args().hosts_file.parent)
     mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
-    volumes = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"]}
+    volumes = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
     assert [name for name, path in mounts.items() if path == directory] == ["hosts-dir"]
     assert volumes["hosts-dir"] == directory
     init = spec["initContainers"][0]
@@ -84,21 +87,22 @@ def test_daemon_runs_unprivileged_on_the_host_network() -> None:
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
+    assert spec["containers"][0]["resources"]["limits"].keys() == {"cpu", "memory"}
 
 
 def test_rbac_grants_read_only_access_to_what_the_daemon_watches() -> None:
-    rules = documents("daemonset.yaml")["ClusterRole"]["rules"]
+    rules = documents("rbac.yaml")["ClusterRole"]["rules"]
     granted = {
         (group, resource) for rule in rules for group in rule["apiGroups"] for resource in rule["resources"]
     }
     daemon = HostsDaemon(InformerFactory(Client("http://127.0.0.1:1")), node="n", hosts_file="/tmp/hosts")
     assert granted == {(informer.res.group, informer.res.plural) for informer in daemon.informers}
-    assert all(rule["verbs"] == ["get", "list", "watch"] for rule in rules)
+    assert all(rule["verbs"] == ["list", "watch"] for rule in rules)
 
 
 def test_corefile_snippet_serves_the_daemons_file_with_reload_and_fallthrough() -> None:
     args = daemon_args()
-    snippet = (DEPLOY / "Corefile.snippet").read_text()
+    snippet = (COREDNS / "Corefile.snippet").read_text()
     block = hosts_block(snippet)
     assert block.splitlines()[0] == f"hosts {args.hosts_file} {args.cluster_domain} {{"
     options = [line.strip() for line in block.splitlines()[1:-1]]
@@ -107,14 +111,11 @@ def test_corefile_snippet_serves_the_daemons_file_with_reload_and_fallthrough() 
     assert any(option.startswith("ttl ") for option in options)  # the plugin's default is 3600 s
 
 
-def test_configmap_patch_is_the_traffic_corefile_plus_the_snippet() -> None:
-    patched = yaml.safe_load((DEPLOY / "coredns-configmap-patch.yaml").read_text())["data"]["Corefile"]
-    assert hosts_block(patched) == hosts_block((DEPLOY / "Corefile.snippet").read_text())
-    traffic_docs = yaml.safe_load_all((ROOT / "deploy" / "traffic" / "coredns.yaml").read_text())
-    traffic = next(doc for doc in traffic_docs if doc["kind"] == "ConfigMap")["data"]["Corefile"]
-    block = re.search(r"^[ \t]*hosts .*?^[ \t]*\}\n", patched, re.MULTILINE | re.DOTALL)
-    assert block is not None
-    assert patched.replace(block.group(0), "") == traffic
+def test_edge_corefile_is_the_proxy_reading_corefile_plus_the_snippet() -> None:
+    corefile = documents("coredns-config.yaml")["ConfigMap"]["data"]["Corefile"]
+    assert hosts_block(corefile) == hosts_block((COREDNS / "Corefile.snippet").read_text())
+    assert "endpoint http://127.0.0.1:51006" in corefile
+    assert corefile.index("hosts ") < corefile.index("kubernetes "), "hosts answers before kubernetes"
 
 
 @pytest.fixture
@@ -152,7 +153,7 @@ async def test_volume_patch_merges_into_a_coredns_workload(sandbox_client: Clien
         },
     }
     await sandbox_client.create(DEPLOYMENTS, coredns)
-    patch = yaml.safe_load((DEPLOY / "coredns-volume-patch.yaml").read_text())
+    patch = yaml.safe_load((COREDNS / "coredns-volume-patch.yaml").read_text())
     merged = await sandbox_client.patch(
         DEPLOYMENTS, "edge-coredns", patch, namespace="kube-system", patch_type="strategic"
     )

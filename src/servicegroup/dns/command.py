@@ -19,7 +19,7 @@ _DOMAIN = re.compile(
 DESCRIPTION = """\
 Keep a hosts file equal to the per-NodeUnit names of StatefulSetGrid pods, as seen from one node:
 inside NodeUnit U, <ssg>-<i>.<svc>.<ns>.svc.<domain> resolves to the pod <ssg>-<U>-<i>. Serve the
-file with CoreDNS's `hosts` plugin (see docs/dns.md and deploy/dns/).
+file with CoreDNS's `hosts` plugin (see docs/dns.md and deploy/base/dns/).
 """
 
 

@@ -16,7 +16,7 @@ DESCRIPTION = """\
 Serve kube-proxy and CoreDNS a read-only view of Services, Endpoints, EndpointSlices, Nodes and
 Namespaces in which a Service annotated topologyKeys='["<label key>"]' has only the endpoints of
 this node's unit. Point kube-proxy (contentType: application/json) and CoreDNS's kubernetes
-plugin at --listen; see docs/traffic.md and deploy/traffic/.
+plugin at --listen; see docs/traffic.md and deploy/base/proxy/.
 """
 
 
