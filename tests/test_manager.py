@@ -25,7 +25,13 @@ from servicegroup.kube.client import Client
 from servicegroup.kube.controller import Controller
 from servicegroup.kube.objects import ObjectKey
 from servicegroup.kube.resources import CONFIGMAPS, LEASES
-from servicegroup.manager import CONTROLLERS, ControllerUnavailable, Manager, load_controller_modules
+from servicegroup.manager import (
+    CONTROLLERS,
+    ControllerUnavailable,
+    Manager,
+    load_controller_modules,
+    selected_controllers,
+)
 from servicegroup.sandbox import Sandbox
 
 FAST = {"lease_duration": 1.0, "renew_deadline": 0.6, "retry_period": 0.1}  # for losing on purpose
@@ -85,7 +91,7 @@ class TestLoading:
             main(["manager", "--controllers", "grid,nope"])
         message = str(caught.value)
         assert message.startswith(
-            "servicegroup manager: error: unknown controller(s) nope; valid: grid, site, fed"
+            "servicegroup manager: error: unknown controller(s) nope; valid: grid, site, fed, secretgrid"
         )
         assert "\n" not in message
 
@@ -100,14 +106,23 @@ class TestLoading:
 
     async def test_start_with_unknown_controller_fails_before_starting_anything(self) -> None:
         mgr = Manager(Client("http://127.0.0.1:9"), ["nope"], health_listen="127.0.0.1:0")
-        with pytest.raises(ControllerUnavailable, match="valid: grid, site, fed"):
+        with pytest.raises(ControllerUnavailable, match="valid: grid, site, fed, secretgrid"):
             await mgr.start()
         assert mgr.informers.informers == []
         assert not mgr.is_leader
         await mgr.client.close()
 
     def test_real_controllers_are_registered(self) -> None:
-        assert {"grid", "site", "fed"} <= set(CONTROLLERS)
+        assert {"grid", "site", "fed", "secretgrid"} <= set(CONTROLLERS)
+
+    def test_default_is_one_cluster_s_controllers_and_flags_add_up(self) -> None:
+        assert selected_controllers(None) == ["grid", "site"]  # fed and secretgrid are opt-in
+        assert selected_controllers(["grid,site", "fed", " secretgrid ,grid"]) == [
+            "grid",
+            "site",
+            "fed",
+            "secretgrid",
+        ]
 
 
 class TestManager:

@@ -39,7 +39,11 @@ CONTROLLERS: Final[dict[str, str]] = {
     "grid": "servicegroup.grid.controller",
     "site": "servicegroup.site.controller",
     "fed": "servicegroup.fed.controller",
+    "secretgrid": "servicegroup.grid.secretgrid",
 }
+# What one cluster needs. `fed` belongs to a control cluster only, and `secretgrid` needs
+# cluster-wide Secret rights that no other controller has (docs/install.md#rbac): both opt-in.
+DEFAULT_CONTROLLERS: Final = ("grid", "site")
 DEFAULT_LEASE_NAME: Final = "servicegroup-manager"
 
 
@@ -212,8 +216,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--context", help="kubeconfig context (default: current)")
     parser.add_argument(
         "--controllers",
-        default=",".join(CONTROLLERS),
-        help=f"comma-separated controllers to run (default and valid: {','.join(CONTROLLERS)})",
+        action="append",
+        metavar="NAME[,NAME...]",
+        help=(
+            f"controllers to run; repeat to add more (default: {','.join(DEFAULT_CONTROLLERS)}; "
+            f"valid: {','.join(CONTROLLERS)}; fed for a control cluster, secretgrid for SecretGrids)"
+        ),
     )
     parser.add_argument(
         "--leader-elect", action="store_true", help="run controllers only while holding a Lease"
@@ -235,9 +243,18 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run_command)
 
 
+def selected_controllers(flags: Sequence[str] | None) -> list[str]:
+    """The controllers named by every `--controllers` flag, in order, each once (the defaults when
+    none is given), so that kustomize components can each add one flag."""
+    if not flags:
+        return list(DEFAULT_CONTROLLERS)
+    names = [name.strip() for flag in flags for name in flag.split(",") if name.strip()]
+    return list(dict.fromkeys(names))
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Entry point of `servicegroup manager`; user errors exit with one line."""
-    names = [name.strip() for name in args.controllers.split(",") if name.strip()]
+    names = selected_controllers(args.controllers)
     try:
         load_controller_modules(names)
     except ControllerUnavailable as err:

@@ -67,13 +67,14 @@ def render(path: Path) -> list[Obj]:
     return [doc for doc in yaml.safe_load_all(_render_text(str(path))) if doc]
 
 
-def with_fed(tmp_path: Path) -> Path:
-    """A throw-away overlay: the default one plus the fed Component (as docs/install.md shows)."""
-    overlay = tmp_path / "fed-overlay"
+def with_components(tmp_path: Path, *names: str) -> Path:
+    """A throw-away overlay: the default one plus the Components deploy/rbac/<name> (as
+    docs/install.md shows)."""
+    overlay = tmp_path / "-".join(("overlay", *names))
     overlay.mkdir()
     base = os.path.relpath(DEPLOY / "overlays" / "default", overlay)
-    component = os.path.relpath(DEPLOY / "rbac" / "fed", overlay)
-    (overlay / "kustomization.yaml").write_text(f"resources:\n- {base}\ncomponents:\n- {component}\n")
+    components = "".join(f"- {os.path.relpath(DEPLOY / 'rbac' / name, overlay)}\n" for name in names)
+    (overlay / "kustomization.yaml").write_text(f"resources:\n- {base}\ncomponents:\n{components}")
     return overlay
 
 

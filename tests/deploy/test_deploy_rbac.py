@@ -31,7 +31,7 @@ from deploy_support import (
     render,
     status_of,
     to_call,
-    with_fed,
+    with_components,
 )
 
 from conftest import eventually
@@ -51,6 +51,8 @@ from servicegroup.kube.resources import (
 from servicegroup.sandbox import Sandbox
 
 pytestmark = pytest.mark.slow
+
+Obj = dict[str, Any]
 
 
 @pytest.fixture
@@ -135,11 +137,7 @@ async def _drive_grids(client: Client) -> None:
         await _update_and_shrink(client, grid_res, name, child_res)
         await _prune(client, grid_res, name)
     await _service_grid_writes(client)
-    for kind, child_res, data in (
-        ("ConfigMapGrid", CONFIGMAPS, {"data": {"a": "1"}}),
-        ("SecretGrid", SECRETS, {"stringData": {"a": "1"}}),
-    ):
-        await _config_grid_writes(client, kind, child_res, data)
+    await _config_grid_writes(client, "ConfigMapGrid", CONFIGMAPS, {"data": {"a": "1"}})
     await _repeat_event(client)
 
 
@@ -357,7 +355,7 @@ async def test_fed_component_rbac_is_exactly_what_fed_adds(
     rule the fed Component adds (the member Secrets Role, the finalizer patches) is used."""
     _, client = cluster
     proxy, url = recorder
-    objs = render(with_fed(tmp_path))
+    objs = render(with_components(tmp_path, "fed"))
     manager = find(objs, "Deployment", "servicegroup-manager")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in manager["env"] if "value" in e}
     clusters_ns = env["SERVICEGROUP_FED_NAMESPACE"]
@@ -379,18 +377,44 @@ async def test_fed_component_rbac_is_exactly_what_fed_adds(
             assert await running.terminate() == 0
     finally:
         await stop_cluster(member)
-    fed_rules = {"servicegroup-fed-clusters", "servicegroup-fed"}
-    grants = grants_of(objs, MANAGER_NAMESPACE, "servicegroup-manager")
-    missing, _ = compare(grants, proxy.calls)
-    assert not missing, f"calls the rendered RBAC does not allow: {sorted(map(str, missing))}"
-    fed_only = [o for o in objs if o["metadata"]["name"] in fed_rules or o["kind"] not in ROLE_KINDS]
-    _, unused = compare(grants_of(fed_only, MANAGER_NAMESPACE, "servicegroup-manager"), proxy.calls)
-    assert not unused, f"the fed Component grants what fed never uses: {sorted(unused)}"
+    assert_component_exact(objs, {"servicegroup-fed-clusters", "servicegroup-fed"}, proxy.calls)
     secret_calls = {c for c in proxy.calls if c.resource == "secrets" and c.verb in ("list", "watch")}
     assert {c.namespace for c in secret_calls} >= {clusters_ns}
 
 
 ROLE_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+
+
+def assert_component_exact(objs: list[Obj], component_roles: set[str], calls: list[Call]) -> None:
+    """Every call is allowed by the rendered RBAC, and every rule of the Component's roles (and
+    bindings, by the same names) is used."""
+    grants = grants_of(objs, MANAGER_NAMESPACE, "servicegroup-manager")
+    missing, _ = compare(grants, calls)
+    assert not missing, f"calls the rendered RBAC does not allow: {sorted(map(str, missing))}"
+    own = [o for o in objs if o["metadata"]["name"] in component_roles or o["kind"] not in ROLE_KINDS]
+    _, unused = compare(grants_of(own, MANAGER_NAMESPACE, "servicegroup-manager"), calls)
+    assert not unused, f"the Component grants what its controller never uses: {sorted(unused)}"
+
+
+async def test_secretgrid_component_rbac_is_exactly_what_secretgrid_adds(
+    cluster: tuple[Sandbox, Client], recorder: tuple[RecordingProxy, str], tmp_path: Path
+) -> None:
+    """The manager with the secretgrid Component's flags: per-unit Secrets created, restored after
+    drift and deleted with a unit, through exactly the Component's rules (the base has none)."""
+    _, client = cluster
+    proxy, url = recorder
+    objs = render(with_components(tmp_path, "secretgrid"))
+    manager = find(objs, "Deployment", "servicegroup-manager")["spec"]["template"]["spec"]["containers"][0]
+    args = [
+        "manager",
+        f"--kubeconfig={proxy.kubeconfig(url, tmp_path / 'kubeconfig')}",
+        *(a for a in manager["args"] if a.startswith("--controllers")),
+        "--health-listen=127.0.0.1:0",
+    ]
+    async with component(args, tmp_path / "manager.log") as running:
+        await _config_grid_writes(client, "SecretGrid", SECRETS, {"stringData": {"a": "1"}})
+        assert await running.terminate() == 0
+    assert_component_exact(objs, {"servicegroup-secretgrid"}, proxy.calls)
 
 
 async def _distribute_and_clean_up(control: Client, member: Client) -> None:

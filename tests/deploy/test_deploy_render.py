@@ -11,11 +11,12 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_support import DEPLOY, OVERLAYS, find, render, with_fed
+from deploy_support import DEPLOY, OVERLAYS, find, render, with_components
 
 from servicegroup.api.crds import all_crds
 from servicegroup.cli import build_parser
 from servicegroup.kube.serve import parse_listen
+from servicegroup.manager import selected_controllers
 
 Obj = dict[str, Any]
 # the oldest supported release (CRD validation rules use fieldPath, new in 1.28), a middle one, the newest
@@ -76,14 +77,19 @@ def test_every_object_validates_against_the_kubernetes_schema(name: str, version
         kubernetes_validate.validate(obj, version, strict=True)
 
 
-def test_fed_component_renders_and_validates(tmp_path: Path) -> None:
-    objs = render(with_fed(tmp_path))
+@pytest.mark.parametrize("components", [("fed",), ("secretgrid",), ("fed", "secretgrid")])
+def test_components_render_validate_and_each_adds_its_controller(
+    tmp_path: Path, components: tuple[str, ...]
+) -> None:
+    objs = render(with_components(tmp_path, *components))
     for obj in objs:
         kubernetes_validate.validate(obj, "1.33", strict=True)
-    manager = find(objs, "Deployment", "servicegroup-manager")
-    assert "--controllers=grid,site,fed" in manager["spec"]["template"]["spec"]["containers"][0]["args"]
-    role = find(objs, "Role", "servicegroup-fed-clusters")
-    assert role["metadata"]["namespace"] == "servicegroup-clusters"
+    args = find(objs, "Deployment", "servicegroup-manager")["spec"]["template"]["spec"]["containers"][0][
+        "args"
+    ]
+    flags = [a for a in args if a.startswith("--controllers=")]
+    assert flags == ["--controllers=grid,site", *(f"--controllers={name}" for name in components)]
+    assert selected_controllers([f.split("=", 1)[1] for f in flags]) == ["grid", "site", *components]
 
 
 def test_base_crds_are_the_code_s() -> None:
@@ -95,14 +101,18 @@ def test_base_crds_are_the_code_s() -> None:
     assert CRDS_FILE.read_text() == text, f"{CRDS_FILE} is stale: rerun with UPDATE_CRDS=1"
 
 
-# Who may touch Secrets, and why: the fed Role reads member registrations in its own namespace;
-# the manager's grid controller owns SecretGrid children (cluster-wide, as RBAC cannot filter by
-# label). Nothing else; the per-node daemons never.
-SECRET_HOLDERS = {("Role", "servicegroup-fed-clusters"), ("ClusterRole", "servicegroup-manager")}
+# Who may touch Secrets, and why, only with their opt-in Components: the fed Role reads member
+# registrations in its own namespace; the secretgrid controller owns SecretGrid children
+# (cluster-wide, as RBAC cannot filter by label). Nothing else; the base manager and the per-node
+# daemons never.
+SECRET_HOLDERS = {("Role", "servicegroup-fed-clusters"), ("ClusterRole", "servicegroup-secretgrid")}
 
 
 def test_secret_access_is_limited_to_the_named_holders(tmp_path: Path) -> None:
-    for objs in (*(overlay(name) for name in OVERLAYS), render(with_fed(tmp_path))):
+    for objs in (
+        *(overlay(name) for name in OVERLAYS),
+        render(with_components(tmp_path, "fed", "secretgrid")),
+    ):
         for role in (o for o in objs if o["kind"] in ("Role", "ClusterRole")):
             for rule in role["rules"]:
                 assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], role["metadata"]
@@ -111,7 +121,7 @@ def test_secret_access_is_limited_to_the_named_holders(tmp_path: Path) -> None:
 
 
 def test_fed_reads_secrets_only_in_its_namespace(tmp_path: Path) -> None:
-    role = find(render(with_fed(tmp_path)), "Role", "servicegroup-fed-clusters")
+    role = find(render(with_components(tmp_path, "fed")), "Role", "servicegroup-fed-clusters")
     assert role["metadata"]["namespace"] == "servicegroup-clusters"
     assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]}]
 

@@ -12,8 +12,8 @@ from conftest import eventually
 from grid.support import example
 from servicegroup.api.labels import DIS_LABEL, FED_LABEL
 from servicegroup.fed import reasons
-from servicegroup.fed.controller import ENV_CONTROL_NAME, GridRef
-from servicegroup.fed.demo import Fleet, fleet, member_secret
+from servicegroup.fed.controller import ENV_CONTROL_NAME, ENV_PROBE_SECONDS, GridRef
+from servicegroup.fed.demo import DEMO_MEMBERS, Fleet, fleet, member_secret
 from servicegroup.fed.distribute import FED_BY_KIND
 from servicegroup.fed.members import CONTROL_ANNOTATION, DEFAULT_NAMESPACE, FED_FINALIZER
 from servicegroup.grid.kinds import CONFIGMAP_GRIDS, DEPLOYMENT_GRIDS, SERVICE_GRIDS, STATEFULSET_GRIDS
@@ -434,3 +434,30 @@ async def test_grid_deleted_during_an_outage_waits_for_the_member(federation: Fl
 
 async def _unreachable(fleet: Fleet, member: str) -> bool:
     return not fleet.fed.members[member].reachable
+
+
+async def test_grid_controller_next_to_fed_leaves_fed_grids_to_fed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A control cluster running `grid` and `fed` (deploy/rbac/fed) with nodes of its own in zone1:
+    the fed grid runs in the members only and keeps the fed aggregate as status, while a grid
+    without the label gets its Deployment in the control cluster as usual."""
+    monkeypatch.setenv(ENV_PROBE_SECONDS, "0.2")
+    zone1 = [
+        {**node, "metadata": {**node["metadata"], "name": "control-1"}}
+        for node in DEMO_MEMBERS["member-a"][:1]
+    ]
+    async with fleet(tmp_path, control_controllers=["grid", "fed"], control_nodes=zone1) as federation:
+        await federation.control.client.create(DEPLOYMENT_GRIDS, example("06-deploymentgrid-fed"))
+        await converged(federation)
+        plain = example("06-deploymentgrid-fed")
+        plain["metadata"] = {"name": "plain"}
+        await federation.control.client.create(DEPLOYMENT_GRIDS, plain, namespace="default")
+        await eventually(
+            lambda: exists(federation.control.client, DEPLOYMENTS, "plain-zone1"),
+            timeout=30,
+            message="the plain grid's child in the control cluster",
+        )
+        assert await deployments(federation.control.client) == {"plain-zone1": 2}
+        grid = await control_grid(federation)
+        assert condition(grid, reasons.DISTRIBUTED)["status"] == "True", "fed still owns the status"

@@ -1,5 +1,6 @@
 """A sandbox (simulating pods and workload status) with every CRD we ship (grids, config grids,
-NodeUnits), the docs' five nodes and a Manager running the grid controllers in-process."""
+NodeUnits), the docs' five nodes and a Manager running the grid controllers in-process (`grid` and
+`secretgrid`, unless the test is marked `@pytest.mark.controllers(...)`)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ class Cluster:
 
 
 @pytest.fixture
-async def cluster() -> AsyncIterator[Cluster]:
+async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
+    marker = request.node.get_closest_marker("controllers")
     sandbox = Sandbox(simulate=True)
     url = await sandbox.start("127.0.0.1", 0)
     client = Client(url)
-    manager = Manager(Client(url), ["grid"])
+    manager = Manager(Client(url), list(marker.args) if marker else ["grid", "secretgrid"])
     try:
         for crd in all_crds():
             await client.create(CUSTOMRESOURCEDEFINITIONS, crd)

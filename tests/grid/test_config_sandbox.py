@@ -343,6 +343,23 @@ async def test_statefulset_grid_gets_overrides_and_per_unit_secrets(cluster: Clu
     assert rendered["beijing"]["configs"] == ["Secret/db-secret"]
 
 
+@pytest.mark.controllers("grid")
+async def test_without_the_secretgrid_controller_no_secret_is_read_or_written(cluster: Cluster) -> None:
+    """SecretGrid is opt-in: a manager without it leaves SecretGrids alone and Secret references
+    as written (a ConfigMapGrid reference beside it is still resolved)."""
+    client = cluster.client
+    await client.create(SECRET_GRIDS, config_grid("SecretGrid", "app-secret", stringData={"pw": "x"}))
+    await client.create(CONFIGMAP_GRIDS, config_grid("ConfigMapGrid", "app-config", data={"a": "b"}))
+    await client.create(DEPLOYMENT_GRIDS, app_grid())
+    await eventually(lambda: ready(client, DEPLOYMENT_GRIDS, "app"), message="DG ready")
+    volumes = pod_of(await client.get(DEPLOYMENTS, "app-beijing", NS))["spec"]["volumes"]
+    assert volumes[0]["configMap"]["name"] == "app-config-beijing"
+    assert volumes[1]["projected"]["sources"][0]["secret"]["name"] == "app-secret"
+    assert (await client.list(SECRETS, NS))["items"] == []
+    assert "status" not in await client.get(SECRET_GRIDS, "app-secret", NS)
+    assert not any(i.res == SECRETS for i in cluster.manager.informers.informers)
+
+
 async def test_grids_work_without_the_nodeunit_and_config_grid_crds() -> None:
     """A SuperEdge cluster with only the grid CRDs: nothing waits for the optional informers."""
     sandbox = Sandbox(simulate=True)

@@ -117,9 +117,11 @@ async def fleet(
     *,
     workers: int = 2,
     simulate: bool = True,
+    control_controllers: Sequence[str] = ("fed",),
+    control_nodes: Sequence[Obj] = (),
 ) -> AsyncIterator[Fleet]:
-    """Members running `grid` (and, with `simulate`, pods), a control cluster running `fed` with
-    every member registered."""
+    """Members running `grid` (and, with `simulate`, pods), a control cluster running `fed` (or
+    `control_controllers`, on `control_nodes`) with every member registered."""
     started: list[Cluster] = []
     try:
         running: dict[str, Cluster] = {}
@@ -128,7 +130,9 @@ async def fleet(
             started.append(cluster)
             await cluster.manager.start()
             running[name] = cluster
-        control = await start_cluster("control", ["fed"], [], simulate=False, workers=workers)
+        control = await start_cluster(
+            "control", control_controllers, control_nodes, simulate=False, workers=workers
+        )
         started.append(control)
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEFAULT_NAMESPACE}}
         await control.client.create(NAMESPACES, namespace)

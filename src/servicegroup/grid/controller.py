@@ -8,6 +8,11 @@ keys whose value actually changed), NodeUnit label changes for grids whose rules
 read them, and config grid changes for the workload grids that reference them (an index of grids
 by referenced ConfigMap/Secret name). Each reconcile follows docs/architecture.md:
 read → desired → plan → apply → status.
+
+SecretGrid is the opt-in `secretgrid` controller (grid/secretgrid.py); only with it do workload
+grids resolve SecretGrid references. With `fed` in the same manager, fed grids (label
+`superedge.io/fed`) are left to fed: their units run in member clusters, and their status is the
+fed aggregate.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from typing import Any, Final, Protocol
 import orjson
 
 from servicegroup.api.labels import FIELD_MANAGER_GRID
+from servicegroup.fed.distribute import is_fed
 from servicegroup.grid import reasons
 from servicegroup.grid.apply import Expectations, Outcome, Written, apply_plan
 from servicegroup.grid.configs import CONFIGMAP, SECRET, ConfigGrids, config_uses_labels, referenced_names
 from servicegroup.grid.desired import GRID_WIDE, Desired, Problem, UnitContext, desired_children
-from servicegroup.grid.kinds import ALL_KINDS, CONFIGMAP_GRIDS, NODEUNITS, SECRET_GRIDS, GridKind
+from servicegroup.grid.kinds import ALL_KINDS, CONFIGMAP_GRIDS, NODEUNITS, SECRET_GRID, SECRET_GRIDS, GridKind
 from servicegroup.grid.overrides import rules_of, uses_selector
 from servicegroup.grid.placeholders import uses_labels
 from servicegroup.grid.plan import Plan, plan_children, template_hash_of
@@ -54,6 +60,8 @@ USES_NODEUNITS: Final = "yes"
 ABSENT_RECHECK: Final = 10.0  # seconds before asking again whether an optional CRD is installed
 UNSYNCED_RETRY: Final = 1.0  # seconds before retrying a grid that waits for an optional informer
 TAKEN_RETRY: Final = 10.0  # seconds before retrying a create that found a foreign object
+SECRET_GRID_CONTROLLER: Final = "secretgrid"  # the manager's name for the opt-in SecretGrid controller
+FED_CONTROLLER: Final = "fed"
 
 
 class ManagerLike(Protocol):
@@ -62,6 +70,7 @@ class ManagerLike(Protocol):
     client: Client
     informers: InformerFactory
     workers: int
+    controller_names: list[str]
 
     def recorder(self, component: str) -> EventRecorder: ...
 
@@ -73,7 +82,12 @@ class ApplyFailed(Exception):
 
 
 def setup(mgr: ManagerLike) -> None:
-    """Register one controller per grid kind (DG, SSG, SG, ConfigMapGrid, SecretGrid)."""
+    """Register one controller per grid kind: DG, SSG, SG and ConfigMapGrid."""
+    register_grid_controllers(mgr, tuple(kind for kind in ALL_KINDS if kind is not SECRET_GRID))
+
+
+def register_grid_controllers(mgr: ManagerLike, kinds: tuple[GridKind, ...]) -> None:
+    """One GridController per kind, over the manager's shared informers."""
     client = mgr.client.with_field_manager(FIELD_MANAGER_GRID)
     nodes = mgr.informers.informer(NODES)
     nodes.add_index(NODE_LABEL_KEYS_INDEX, label_keys_index)
@@ -81,9 +95,12 @@ def setup(mgr: ManagerLike) -> None:
         client,
         nodeunits=mgr.informers.informer(NODEUNITS),
         configmap_grids=mgr.informers.informer(CONFIGMAP_GRIDS),
-        secret_grids=mgr.informers.informer(SECRET_GRIDS),
+        secret_grids=(
+            mgr.informers.informer(SECRET_GRIDS) if SECRET_GRID_CONTROLLER in mgr.controller_names else None
+        ),
     )
-    for kind in ALL_KINDS:
+    leave_to_fed = is_fed if FED_CONTROLLER in mgr.controller_names else None
+    for kind in kinds:
         grid_controller = GridController(
             kind,
             client=client,
@@ -93,6 +110,7 @@ def setup(mgr: ManagerLike) -> None:
             recorder=mgr.recorder(kind.controller_name),
             workers=mgr.workers,
             optional=optional if kind.per_unit else None,
+            skip=leave_to_fed,
         )
         mgr.add_controller(grid_controller.controller)
 
@@ -101,10 +119,11 @@ class OptionalInformers:
     """NodeUnits and config grids: read by grids, but their CRDs may not be installed (a SuperEdge
     cluster without site-manager, or without our own CRDs). A grid never waits for them at start;
     `ready(res)` is True once the informer has synced, or while the CRD is known to be absent
-    (then there is nothing to see), so a missing CRD never stops a grid that does not need it."""
+    (then there is nothing to see), so a missing CRD never stops a grid that does not need it.
+    `secret_grids` is None without the `secretgrid` controller: Secret references stay as written."""
 
     def __init__(
-        self, client: Client, *, nodeunits: Informer, configmap_grids: Informer, secret_grids: Informer
+        self, client: Client, *, nodeunits: Informer, configmap_grids: Informer, secret_grids: Informer | None
     ) -> None:
         self.client = client
         self.nodeunits = nodeunits
@@ -125,11 +144,24 @@ class OptionalInformers:
             return True
         return False  # installed, the informer will sync shortly
 
+    @property
+    def informers(self) -> list[Informer]:
+        """Every optional informer in use."""
+        return [i for i in (self.nodeunits, self.configmap_grids, self.secret_grids) if i is not None]
+
+    def config_grids(self) -> list[tuple[str, Informer]]:
+        """(child kind, informer) of the config grid kinds in use."""
+        pairs = [(CONFIGMAP, self.configmap_grids), (SECRET, self.secret_grids)]
+        return [(kind, informer) for kind, informer in pairs if informer is not None]
+
     def config_grid(self, namespace: str) -> Callable[[str, str], Obj | None]:
         """Lookup of a config grid by (child kind, name) in `namespace` (being deleted = absent)."""
+        by_kind = dict(self.config_grids())
 
         def lookup(child_kind: str, name: str) -> Obj | None:
-            informer = self.configmap_grids if child_kind == CONFIGMAP else self.secret_grids
+            informer = by_kind.get(child_kind)
+            if informer is None:
+                return None
             grid = informer.store.get(ObjectKey(namespace, name))
             return None if grid is None or meta(grid).get("deletionTimestamp") else grid
 
@@ -203,8 +235,10 @@ class GridController:
         workers: int = 2,
         expectations: Expectations | None = None,
         optional: OptionalInformers | None = None,
+        skip: Callable[[Obj], bool] | None = None,
     ) -> None:
         self.kind = kind
+        self.skip = skip  # grids another controller owns (fed grids next to the fed controller)
         self.client = client
         self.grids = grids
         self.children = children
@@ -272,7 +306,7 @@ class GridController:
         )
         if self.kind.role != "workload":
             return
-        for child_kind, informer in ((CONFIGMAP, optional.configmap_grids), (SECRET, optional.secret_grids)):
+        for child_kind, informer in optional.config_grids():
             changed = self._config_grid_changed(child_kind)
             informer.add_handler(*_as_handlers(changed))
 
@@ -303,7 +337,7 @@ class GridController:
             self.expectations.forget(key)
             self._watch_conflicts(key, [])
             return None
-        if meta(grid).get("deletionTimestamp"):
+        if meta(grid).get("deletionTimestamp") or (self.skip is not None and self.skip(grid)):
             return None
         grid = await self._prune_unused_templates(grid)
         units = self._units(grid)
@@ -349,7 +383,7 @@ class GridController:
         optional = self.optional
         if optional is None:
             return UnitContext()
-        for informer in (optional.nodeunits, optional.configmap_grids, optional.secret_grids):
+        for informer in optional.informers:
             if not await optional.ready(informer):
                 return None
         store = optional.nodeunits.store
