@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from conftest import eventually
 from servicegroup.kube.client import Client
 from servicegroup.kube.leader import LeaderElector
 from servicegroup.kube.resources import LEASES
 from servicegroup.sandbox import Sandbox
+from waits import eventually
 
 FAST = {"lease_duration": 1.0, "renew_deadline": 0.6, "retry_period": 0.1}  # for losing on purpose
 STEADY = {"lease_duration": 10.0, "renew_deadline": 5.0, "retry_period": 0.1}  # a loaded machine keeps it
@@ -179,3 +179,34 @@ async def test_a_lease_write_the_server_refuses_is_logged_as_a_warning(
         assert a.started == 0
     finally:
         await a.cancel()
+
+
+class CancelledDuringRenewal(Client):
+    """A client that cancels the leading task while a renewal write completes: the moment when
+    `asyncio.wait_for` (Python 3.11) returns the result and drops the cancel."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.renewals = 0
+        self.target: asyncio.Task[None] | None = None
+
+    async def replace(self, res: Any, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        result = await super().replace(res, obj, *args, **kwargs)
+        self.renewals += 1
+        if self.renewals == 2 and self.target is not None:  # the first renewal after acquiring
+            self.target.cancel()
+        return result
+
+
+async def test_a_cancel_that_lands_as_a_renewal_completes_still_stops_the_elector(sandbox: Sandbox) -> None:
+    client = CancelledDuringRenewal(sandbox.url)
+    candidate = Candidate(client, "a", **STEADY)
+    try:
+        candidate.start()
+        client.target = candidate.task
+        assert candidate.task is not None
+        await asyncio.wait_for(asyncio.gather(candidate.task, return_exceptions=True), 10)
+        assert candidate.task.cancelled() and candidate.stopped == 1
+        assert (await lease(client))["spec"]["holderIdentity"] == ""  # released on the way out
+    finally:
+        await client.close()

@@ -145,8 +145,9 @@ class LeaderElector:
             remaining = last_renew + self.renew_deadline - attempt
             if remaining <= 0:
                 return
-            try:
-                renewed = await asyncio.wait_for(self._try_acquire_or_renew(), remaining)
+            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel (graceful stop)
+                async with asyncio.timeout(remaining):
+                    renewed = await self._try_acquire_or_renew()
             except TimeoutError:
                 return
             if renewed:

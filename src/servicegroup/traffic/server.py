@@ -226,7 +226,8 @@ class ProxyServer:
 
     async def _wait_ready(self) -> None:
         try:
-            await asyncio.wait_for(self.ready.wait(), self.options.ready_wait)
+            async with asyncio.timeout(self.options.ready_wait):
+                await self.ready.wait()
         except TimeoutError:
             raise StatusError(503, "ServiceUnavailable", "the topology proxy has no view yet") from None
 

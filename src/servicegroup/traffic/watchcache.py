@@ -168,7 +168,8 @@ class Watcher:
         if not self._lines and not self.closed:
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), idle)
+                async with asyncio.timeout(idle):
+                    await self._wake.wait()
             except TimeoutError:
                 return []
         if self.overflowed:
