@@ -1,10 +1,8 @@
-"""Fixtures for the sandbox API tests: a started Sandbox and a tiny raw HTTP helper."""
+"""Fixtures for the sandbox API tests: a tiny raw HTTP helper over the root `sandbox` fixture."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,6 +10,7 @@ import orjson
 import pytest
 
 from servicegroup.sandbox import Sandbox
+from waits import eventually
 
 
 class Api:
@@ -41,14 +40,6 @@ class Api:
         status, out = await self.call(method, path, body, **kw)
         assert status < 300, (status, out)
         return out
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    sb = Sandbox(bookmark_interval=0.2)
-    await sb.start("127.0.0.1", 0)
-    yield sb
-    await sb.stop()
 
 
 @pytest.fixture
@@ -168,23 +159,7 @@ def make() -> Any:
     )
 
 
-def _root_conftest() -> Any:
-    """tests/conftest.py: this file shadows it as the `conftest` module during collection."""
-    spec = importlib.util.spec_from_file_location(
-        "servicegroup_tests_root", Path(__file__).parents[1] / "conftest.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-# Tests everywhere do `from conftest import eventually`; whichever conftest pytest registered under
-# that name last must offer the shared helper itself, not a same-named fixture.
-eventually = _root_conftest().eventually
-
-
 @pytest.fixture(name="eventually")
 def eventually_fixture() -> Any:
-    """The same helper as a fixture, for tests that prefer injection."""
+    """tests/waits.py's bounded wait as a fixture, for tests that prefer injection."""
     return eventually

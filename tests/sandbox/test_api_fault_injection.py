@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import eventually
 from servicegroup.sandbox import Sandbox
 from servicegroup.sandbox.faults import ErrorRule
+from waits import eventually
 
 CMS = "/api/v1/namespaces/default/configmaps"
 

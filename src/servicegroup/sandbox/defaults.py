@@ -3,18 +3,22 @@
 Controllers compare what they want with what the server hands back, so the sandbox must fill in
 exactly the fields a real cluster fills in, no more. The rules are copied from kubernetes/kubernetes
 `pkg/apis/core/v1/defaults.go`, `pkg/apis/apps/v1/defaults.go`, `pkg/apis/discovery/v1/defaults.go`,
+`pkg/apis/rbac/v1/defaults.go`, `pkg/apis/scheduling/v1/defaults.go`,
 apiextensions-apiserver `pkg/apis/apiextensions/v1/defaults.go`,
 the `+default=` markers of `staging/src/k8s.io/api/core/v1/types.go` (port protocols), the
 namespace and service registry strategies (namespace finalizer and phase, IP family fields) and the
 default-on admission plugins `Priority` and `DefaultTolerationSeconds`. Go serialises empty
 non-pointer structs, so `resources: {}` on containers and `status.loadBalancer: {}` on Services
-appear here too. Lease and Event have no defaults. Everything is pure and works in place.
+appear here too, and so do status counters without `omitempty` (DaemonSet, PodDisruptionBudget).
+Lease, Event, Role and ClusterRole have no defaults. Everything is pure and works in place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from servicegroup.sandbox.resources import RBAC_GROUP
 
 Obj = dict[str, Any]
 
@@ -25,6 +29,13 @@ _PROBE_DEFAULTS = (
     ("successThreshold", 1),
     ("failureThreshold", 3),
 )
+_DAEMONSET_COUNTERS = (
+    "currentNumberScheduled",
+    "numberMisscheduled",
+    "desiredNumberScheduled",
+    "numberReady",
+)
+_PDB_COUNTERS = ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods")
 _POD_TOLERATIONS = (
     ("node.kubernetes.io/not-ready", 300),
     ("node.kubernetes.io/unreachable", 300),
@@ -200,6 +211,49 @@ def _deployment(obj: Obj) -> None:
     _pod_template(spec)
 
 
+def _zero_counters(status: Obj, fields: tuple[str, ...]) -> None:
+    """Status counters without `omitempty`: Go always serialises them, as 0 before any controller ran."""
+    for key in fields:
+        status.setdefault(key, 0)
+
+
+def _daemonset(obj: Obj) -> None:
+    """`SetDefaults_DaemonSet`: a RollingUpdate strategy replacing one node's pod at a time.
+
+    The status counters stay 0: nothing in the sandbox (not even `--simulate`) runs DaemonSet pods.
+    """
+    spec = _sub(obj, "spec")
+    strategy = _sub(spec, "updateStrategy")
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+    if strategy["type"] == "RollingUpdate":
+        rolling = _sub(strategy, "rollingUpdate")
+        rolling.setdefault("maxUnavailable", 1)
+        rolling.setdefault("maxSurge", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    _pod_template(spec)
+    _zero_counters(_sub(obj, "status"), _DAEMONSET_COUNTERS)
+
+
+def _pdb(obj: Obj) -> None:
+    """policy/v1 has no spec defaults; the status counters are always serialised."""
+    _zero_counters(_sub(obj, "status"), _PDB_COUNTERS)
+
+
+def _role_binding(obj: Obj) -> None:
+    """`SetDefaults_(Cluster)RoleBinding` and `SetDefaults_Subject`: the rbac group where implied."""
+    _sub(obj, "roleRef").setdefault("apiGroup", RBAC_GROUP)
+    for subject in _items(obj, "subjects"):
+        if not subject.get("apiGroup") and subject.get("kind") in ("User", "Group"):
+            subject["apiGroup"] = RBAC_GROUP
+
+
+def _priority_class(obj: Obj) -> None:
+    """`SetDefaults_PriorityClass`; `value` has no omitempty, so an absent one reads back as 0."""
+    obj.setdefault("value", 0)
+    obj.setdefault("preemptionPolicy", "PreemptLowerPriority")
+
+
 def _pvc(claim: Obj) -> None:
     claim.setdefault("apiVersion", "v1")
     claim.setdefault("kind", "PersistentVolumeClaim")
@@ -325,6 +379,11 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("apps", "Deployment"): _deployment,
     ("apps", "StatefulSet"): _statefulset,
     ("apps", "ReplicaSet"): _replicaset,
+    ("apps", "DaemonSet"): _daemonset,
+    ("policy", "PodDisruptionBudget"): _pdb,
+    (RBAC_GROUP, "RoleBinding"): _role_binding,
+    (RBAC_GROUP, "ClusterRoleBinding"): _role_binding,
+    ("scheduling.k8s.io", "PriorityClass"): _priority_class,
     ("discovery.k8s.io", "EndpointSlice"): _endpointslice,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): _crd,
 }

@@ -12,6 +12,7 @@ SUBRESOURCE_VERBS = ("get", "patch", "update")
 # Subresources that are not get/patch/update views of the object (pods/binding takes a Binding).
 _SUBRESOURCE_VERBS = {"finalize": ("update",), "binding": ("create",)}
 COMMON_FIELDS = ("metadata.name", "metadata.namespace")
+RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -82,24 +83,35 @@ def _rt(
     return ResourceType(group, version, kind, plural, kind.lower(), namespaced, **kw)
 
 
-def _workload(kind: str, plural: str, short: str, **kw: Any) -> ResourceType:
-    """An apps/v1 controller kind: status and scale subresources, generation, category all."""
+_STATUS = frozenset({"status"})
+_STATUS_SCALE = frozenset({"status", "scale"})
+
+
+def _spec_status(group: str, kind: str, plural: str, short: str, **kw: Any) -> ResourceType:
+    """A v1 spec/status kind: a status subresource, a generation, and a create that drops the status."""
+    kw.setdefault("subresources", _STATUS)
     return _rt(
-        "apps",
+        group,
         "v1",
         kind,
         plural,
         short_names=(short,),
-        categories=("all",),
-        subresources=_STATUS_SCALE,
         has_generation=True,
         reset_status_on_create=True,
         **kw,
     )
 
 
-_STATUS = frozenset({"status"})
-_STATUS_SCALE = frozenset({"status", "scale"})
+def _workload(kind: str, plural: str, short: str, **kw: Any) -> ResourceType:
+    """An apps/v1 controller kind: status and scale subresources, generation, category all."""
+    return _spec_status("apps", kind, plural, short, categories=("all",), subresources=_STATUS_SCALE, **kw)
+
+
+def _rbac(kind: str, plural: str, *, namespaced: bool) -> ResourceType:
+    """An rbac.authorization.k8s.io/v1 kind: stored objects only, the sandbox authorizes nothing."""
+    return _rt(RBAC_GROUP, "v1", kind, plural, namespaced)
+
+
 _POD_FIELDS = (
     "spec.nodeName",
     "spec.restartPolicy",
@@ -178,6 +190,14 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _workload("StatefulSet", "statefulsets", "sts"),
     _workload("ReplicaSet", "replicasets", "rs", field_labels=("status.replicas",)),
     _rt("apps", "v1", "ControllerRevision", "controllerrevisions"),
+    # No controller runs DaemonSet pods, so a DaemonSet's status keeps its zero counters.
+    _spec_status("apps", "DaemonSet", "daemonsets", "ds", categories=("all",)),
+    _spec_status("policy", "PodDisruptionBudget", "poddisruptionbudgets", "pdb"),
+    _rbac("ClusterRole", "clusterroles", namespaced=False),
+    _rbac("ClusterRoleBinding", "clusterrolebindings", namespaced=False),
+    _rbac("Role", "roles", namespaced=True),
+    _rbac("RoleBinding", "rolebindings", namespaced=True),
+    _rt("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, short_names=("pc",)),
     _rt("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
     _rt("events.k8s.io", "v1", "Event", "events", short_names=("ev",)),
     _rt("coordination.k8s.io", "v1", "Lease", "leases"),
@@ -198,6 +218,21 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
 NAMESPACES = BUILTIN_TYPES[0]
 PODS = BUILTIN_TYPES[2]
 CRDS = BUILTIN_TYPES[-1]
+PRIORITY_CLASSES = next(t for t in BUILTIN_TYPES if t.key == ("scheduling.k8s.io", "priorityclasses"))
+
+# The classes kube-apiserver creates at start (`scheduling/bootstrap-system-priority-classes`):
+# name -> (value, description). Manifests use them (`priorityClassName: system-node-critical`).
+SYSTEM_PRIORITY_CLASSES: dict[str, tuple[int, str]] = {
+    "system-node-critical": (
+        2_000_001_000,
+        "Used for system critical pods that must not be moved from their current node.",
+    ),
+    "system-cluster-critical": (
+        2_000_000_000,
+        "Used for system critical pods that must run in the cluster, but can be moved to another node "
+        "if necessary.",
+    ),
+}
 
 
 def subresource_verbs(sub: str) -> tuple[str, ...]:

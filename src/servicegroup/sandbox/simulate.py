@@ -5,7 +5,8 @@ Nothing runs containers. A Deployment gets its ReplicaSets, a ReplicaSet or Stat
 fitting nodes and reported Running with an IP from their node's pod CIDR, nodes get an address, a
 Ready condition and a heartbeat Lease when they have none, and every Service with a selector gets
 EndpointSlices and a legacy Endpoints object, so clients that watch workloads and endpoints see what
-a cluster would show them. Not simulated: events, minReadySeconds, paused rollouts, surge limits
+a cluster would show them. Not simulated: DaemonSets (no pods; their status keeps the zero
+counters defaulting gives it), events, minReadySeconds, paused rollouts, surge limits
 (a new ReplicaSet is scaled to full size at once; old ones drain as its pods become available),
 StatefulSet partitions when creating pods, PVCs, evictions after a node stays NotReady.
 

@@ -33,7 +33,16 @@ from servicegroup.sandbox.apply import track_update
 from servicegroup.sandbox.defaults import apply_defaults
 from servicegroup.sandbox.errors import FieldCause, StatusError
 from servicegroup.sandbox.ipam import ServiceIPAllocator
-from servicegroup.sandbox.resources import BUILTIN_TYPES, CRDS, NAMESPACES, PODS, ResourceType, crd_types
+from servicegroup.sandbox.resources import (
+    BUILTIN_TYPES,
+    CRDS,
+    NAMESPACES,
+    PODS,
+    PRIORITY_CLASSES,
+    SYSTEM_PRIORITY_CLASSES,
+    ResourceType,
+    crd_types,
+)
 from servicegroup.sandbox.validation import (
     CrdSchema,
     unknown_fields,
@@ -147,7 +156,8 @@ class Subscription:
                 await self._wake.wait()
             else:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
                 except TimeoutError:
                     return None
         return self._buf.popleft()
@@ -461,6 +471,15 @@ def _initial_status(rt: ResourceType, obj: Obj) -> None:
         obj["status"] = {}
 
 
+def _undeletable(rt: ResourceType, name: str) -> str | None:
+    """Why kube-apiserver refuses to delete a built-in object (None: it may go)."""
+    if rt == NAMESPACES and name in IMMORTAL_NAMESPACES:
+        return "this namespace may not be deleted"
+    if rt == PRIORITY_CLASSES and name in SYSTEM_PRIORITY_CLASSES:
+        return "this is a system priority class and cannot be deleted"
+    return None
+
+
 def _unbindable(pod: Obj) -> str | None:
     """Why a pod cannot be bound, worded as the binding registry's errors (None: it can)."""
     name, spec = pod["metadata"].get("name", ""), pod.get("spec") or {}
@@ -546,9 +565,17 @@ class Storage:
         for rt in BUILTIN_TYPES:
             self._register(rt)
         self._restore(seed_objects)
+        self._bootstrap()
+
+    def _bootstrap(self) -> None:
+        """What kube-apiserver creates at start and clients take for granted, unless restored."""
         for ns in INITIAL_NAMESPACES:
             if self._bucket(NAMESPACES).get("", ns) is None:
                 self.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        for name, (value, description) in SYSTEM_PRIORITY_CLASSES.items():
+            if self._bucket(PRIORITY_CLASSES).get("", name) is None:
+                meta = {"name": name}
+                self.create(PRIORITY_CLASSES, {"metadata": meta, "value": value, "description": description})
 
     # -- types -----------------------------------------------------------------------------
 
@@ -1118,8 +1145,9 @@ class Storage:
         old = self._bucket(rt).get(ns, name)
         if old is None:
             raise errors.not_found(rt.plural, rt.group, name)
-        if rt == NAMESPACES and name in IMMORTAL_NAMESPACES:
-            raise errors.forbidden(rt.plural, rt.group, name, "this namespace may not be deleted")
+        refusal = _undeletable(rt, name)
+        if refusal is not None:
+            raise errors.forbidden(rt.plural, rt.group, name, refusal)
         old_meta = old["metadata"]
         for key in ("uid", "resourceVersion"):
             _precondition(rt, name, old_meta, key, (preconditions or {}).get(key))

@@ -66,6 +66,11 @@ _SELECTOR_DOC = {
         "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones "
         "affected by this deployment. It must match the pod template's labels."
     ),
+    "DaemonSet": (
+        "A label query over pods that are managed by the daemon set. Must match in order to be controlled. "
+        "It must match the pod template's labels. More info: "
+        "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"
+    ),
     "Service": (
         "Route service traffic to pods with label keys and values matching this selector. If empty or "
         "not present, the service is assumed to have an external process managing its endpoints, which "
@@ -485,6 +490,70 @@ def _replicaset_cells(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
+_DAEMONSET_COLUMNS = [
+    _NAME,
+    _col(
+        "Desired",
+        "integer",
+        "The total number of nodes that should be running the daemon pod (including nodes correctly "
+        "running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/",
+    ),
+    _col(
+        "Current",
+        "integer",
+        "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon "
+        "pod. More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/",
+    ),
+    _col(
+        "Ready",
+        "integer",
+        "numberReady is the number of nodes that should be running the daemon pod and have one or more of "
+        "the daemon pod running with a Ready Condition.",
+    ),
+    _col("Up-to-date", "integer", "The total number of nodes that are running updated daemon pod"),
+    _col(
+        "Available",
+        "integer",
+        "The number of nodes that should be running the daemon pod and have one or more of the daemon pod "
+        "running and available (ready for at least spec.minReadySeconds)",
+    ),
+    _col(
+        "Node Selector",
+        "string",
+        "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must "
+        "match a node's labels for the pod to be scheduled on that node. More info: "
+        "https://kubernetes.io/docs/concepts/configuration/assign-pod-node/",
+    ),
+    _AGE,
+    _CONTAINERS,
+    _IMAGES,
+    _col("Selector", "string", _SELECTOR_DOC["DaemonSet"], 1),
+]
+_DAEMONSET_COUNTS = (
+    "desiredNumberScheduled",
+    "currentNumberScheduled",
+    "numberReady",
+    "updatedNumberScheduled",
+    "numberAvailable",
+)
+
+
+def _daemonset_cells(obj: Obj, now: datetime) -> list[Cell]:
+    """`printDaemonSet`: the status counters (empty until a controller fills them) and the node selector."""
+    status = obj.get("status") or {}
+    pod_spec = _get(obj, "spec", "template", "spec")
+    names, images = _containers(pod_spec)
+    return [
+        _meta(obj).get("name", ""),
+        *(_int(status.get(key)) for key in _DAEMONSET_COUNTS),
+        format_labels(_get(pod_spec, "nodeSelector")),
+        _age(obj, now),
+        names,
+        images,
+        format_label_selector(_get(obj, "spec", "selector")),
+    ]
+
+
 _CONTROLLER_REVISION_COLUMNS = [
     _NAME,
     _col("Controller", "string", "Controller of the object"),
@@ -843,6 +912,103 @@ def _lease_cells(obj: Obj, now: datetime) -> list[Cell]:
     return [_meta(obj).get("name", ""), _get(obj, "spec", "holderIdentity") or "", _age(obj, now)]
 
 
+_PDB_COLUMNS = [
+    _NAME,
+    _col("Min Available", "string", "The minimum number of pods that must be available."),
+    _col("Max Unavailable", "string", "The maximum number of pods that may be unavailable."),
+    _col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
+    _AGE,
+]
+_PDB_BUDGET = ("minAvailable", "maxUnavailable")
+
+
+def _pdb_cells(obj: Obj, now: datetime) -> list[Cell]:
+    """`printPodDisruptionBudget`: the budget as written ("N/A" for the unset one)."""
+    spec = obj.get("spec") or {}
+    budget = [_print_value(spec[key]) if spec.get(key) is not None else "N/A" for key in _PDB_BUDGET]
+    allowed = _int(_get(obj, "status", "disruptionsAllowed"))
+    return [_meta(obj).get("name", ""), *budget, allowed, _age(obj, now)]
+
+
+_ROLE_REF_DOC = "If the RoleRef cannot be resolved, the Authorizer must return an error."
+
+
+def _binding_columns(holder: str, role_ref_doc: str) -> list[Obj]:
+    """Role bindings and cluster role bindings: the same columns, their own descriptions."""
+    return [
+        _NAME,
+        _col("Role", "string", f"{role_ref_doc} {_ROLE_REF_DOC}"),
+        _AGE,
+        *(
+            _col(name, "string", f"{name} in the {holder}", 1)
+            for name in ("Users", "Groups", "ServiceAccounts")
+        ),
+    ]
+
+
+_ROLE_BINDING_COLUMNS = _binding_columns(
+    "roleBinding",
+    "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace.",
+)
+_CLUSTER_ROLE_BINDING_COLUMNS = _binding_columns(
+    "clusterRoleBinding", "RoleRef can only reference a ClusterRole in the global namespace."
+)
+
+
+def _binding_cells(obj: Obj, now: datetime) -> list[Cell]:
+    """`printRoleBinding` / `printClusterRoleBinding`: `Kind/name` of the role, subjects by kind."""
+    ref = obj.get("roleRef") or {}
+    by_kind: dict[str, list[str]] = {"User": [], "Group": [], "ServiceAccount": []}
+    for subject in _list(obj, "subjects"):
+        kind, name = subject.get("kind"), str(subject.get("name", ""))
+        if kind == "ServiceAccount":
+            name = f"{subject.get('namespace', '')}/{name}"
+        by_kind.get(str(kind), []).append(name)
+    return [
+        _meta(obj).get("name", ""),
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        _age(obj, now),
+        *(", ".join(names) for names in by_kind.values()),
+    ]
+
+
+_PRIORITY_CLASS_COLUMNS = [
+    _NAME,
+    _col(
+        "Value",
+        "integer",
+        "value represents the integer value of this priority class. This is the actual priority that pods "
+        "receive when they have the name of this class in their pod spec.",
+    ),
+    _col(
+        "Global-Default",
+        "boolean",
+        "globalDefault specifies whether this PriorityClass should be considered as the default priority "
+        "for pods that do not have any priority class. Only one PriorityClass can be marked as "
+        "`globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` "
+        "field set to true, the smallest value of such global default PriorityClasses will be used as the "
+        "default priority.",
+    ),
+    _AGE,
+    _col(
+        "PreemptionPolicy",
+        "string",
+        "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, "
+        "PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.",
+    ),
+]
+
+
+def _priority_class_cells(obj: Obj, now: datetime) -> list[Cell]:
+    return [
+        _meta(obj).get("name", ""),
+        _int(obj.get("value")),
+        obj.get("globalDefault") is True,
+        _age(obj, now),
+        obj.get("preemptionPolicy") or "",
+    ]
+
+
 _EVENT_COLUMNS = [
     _col("Last Seen", "string", "The time at which the most recent occurrence of this event was recorded."),
     _col("Type", "string", "Type of this event (Normal, Warning), new types could be added in the future"),
@@ -939,6 +1105,16 @@ def _event_cells(raw: Obj, now: datetime) -> list[Cell]:
     ]
 
 
+# The generic rest.defaultTableConvertor (CustomResourceDefinitions and kinds without a printer).
+_DEFAULT_COLUMNS = [_NAME, _col("Created At", "date", _CREATED_DOC)]
+
+
+def _default_cells(obj: Obj, now: datetime) -> list[Cell]:
+    created = parse_time(_meta(obj).get("creationTimestamp"))
+    stamp = (created or datetime(1, 1, 1, tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [_meta(obj).get("name", ""), stamp]
+
+
 _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ("", "Pod"): (_POD_COLUMNS, _pod_cells),
     ("apps", "Deployment"): (_DEPLOYMENT_COLUMNS, _deployment_cells),
@@ -956,16 +1132,15 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ("", "Event"): (_EVENT_COLUMNS, _event_cells),
     ("events.k8s.io", "Event"): (_EVENT_COLUMNS, _event_cells),
     ("coordination.k8s.io", "Lease"): (_LEASE_COLUMNS, _lease_cells),
+    ("apps", "DaemonSet"): (_DAEMONSET_COLUMNS, _daemonset_cells),
+    ("policy", "PodDisruptionBudget"): (_PDB_COLUMNS, _pdb_cells),
+    # printRole / printClusterRole print exactly the generic Name / Created At table.
+    ("rbac.authorization.k8s.io", "Role"): (_DEFAULT_COLUMNS, _default_cells),
+    ("rbac.authorization.k8s.io", "ClusterRole"): (_DEFAULT_COLUMNS, _default_cells),
+    ("rbac.authorization.k8s.io", "RoleBinding"): (_ROLE_BINDING_COLUMNS, _binding_cells),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): (_CLUSTER_ROLE_BINDING_COLUMNS, _binding_cells),
+    ("scheduling.k8s.io", "PriorityClass"): (_PRIORITY_CLASS_COLUMNS, _priority_class_cells),
 }
-
-# The generic rest.defaultTableConvertor (CustomResourceDefinitions and kinds without a printer).
-_DEFAULT_COLUMNS = [_NAME, _col("Created At", "date", _CREATED_DOC)]
-
-
-def _default_cells(obj: Obj, now: datetime) -> list[Cell]:
-    created = parse_time(_meta(obj).get("creationTimestamp"))
-    stamp = (created or datetime(1, 1, 1, tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return [_meta(obj).get("name", ""), stamp]
 
 
 # ---------------------------------------------------------------------------------------------

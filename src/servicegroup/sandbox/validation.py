@@ -1,10 +1,10 @@
 """Admission validation: object names and labels, the built-in kinds' rules, and CRD schemas.
 
 Messages are apimachinery's (`k8s.io/apimachinery/pkg/util/validation`, `.../api/validation`,
-`pkg/apis/{core,apps}/validation`, apiextensions-apiserver's structural schema, pruning, defaulting
-and CEL validation), because clients and people read them: a FieldCause carries the error body
-(`Required value`, `Invalid value: "x": ...`) and the field path separately. Complex bad values are
-rendered as compact JSON where Go would print a Go literal.
+`pkg/apis/{core,apps,policy,rbac,scheduling}/validation`, apiextensions-apiserver's structural
+schema, pruning, defaulting and CEL validation), because clients and people read them: a FieldCause
+carries the error body (`Required value`, `Invalid value: "x": ...`) and the field path separately.
+Complex bad values are rendered as compact JSON where Go would print a Go literal.
 
 `CrdSchema` compiles a CRD version's `openAPIV3Schema` once (regexes, CEL programs, child lookups)
 because every custom object written to the sandbox passes through it.
@@ -32,6 +32,7 @@ from celpy.evaluation import CELEvalError
 
 from servicegroup.sandbox.errors import FieldCause, StatusError
 from servicegroup.sandbox.openapi import Schema, builtin_schemas, definition_name, items, resolve
+from servicegroup.sandbox.resources import RBAC_GROUP, SYSTEM_PRIORITY_CLASSES
 
 Obj = dict[str, Any]
 Causes = list[FieldCause]
@@ -288,6 +289,47 @@ def port_name(value: str) -> list[str]:
     return errs
 
 
+def path_segment_name(value: str) -> list[str]:
+    """`IsValidPathSegmentName`: RBAC names (`system:controller:x` is fine, `a/b` is not)."""
+    if value in (".", ".."):
+        return [f"may not be '{value}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in value]
+
+
+_PERCENT = re.compile(r"^[0-9]+%$")
+_PERCENT_MSG = "a valid percent string must be a numeric string followed by an ending '%'"
+
+
+def _percent(value: Any) -> int | None:
+    """`getPercentValue`: the number of a valid `N%` string, None for anything else."""
+    return int(value[:-1]) if isinstance(value, str) and _PERCENT.match(value) else None
+
+
+def _int_or_percent_value(value: Any) -> int:
+    """`getIntOrPercentValue`: the percentage or the integer (a malformed string counts as 0)."""
+    percent = _percent(value)
+    if percent is not None:
+        return percent
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _int_or_percent(path: str, value: Any) -> Causes:
+    """`ValidatePositiveIntOrPercent` plus `IsNotMoreThan100Percent` (rollouts, disruption budgets)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        if _percent(value) is None:
+            return [invalid(path, value, _regex_error(_PERCENT_MSG, "[0-9]+%", "1%", "93%"))]
+        return (
+            []
+            if _int_or_percent_value(value) <= 100
+            else [invalid(path, value, "must not be greater than 100%")]
+        )
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _non_negative(path, value)
+    return [invalid(path, value, "must be an integer or percentage (e.g '5%')")]
+
+
 def _each(path: str, value: Any, messages: list[str]) -> Causes:
     return [invalid(path, value, m) for m in messages]
 
@@ -305,6 +347,15 @@ def _group_kind(obj: Obj) -> tuple[str, str]:
     api_version = str(obj.get("apiVersion", ""))
     group = api_version.rpartition("/")[0]
     return group, str(obj.get("kind", ""))
+
+
+def _name_rule(group_kind: tuple[str, str]) -> Callable[[str], list[str]]:
+    """The kind's `ValidateNameFunc`: a label, a path segment (RBAC) or, mostly, a subdomain."""
+    if group_kind in _LABEL_NAMES:
+        return dns1123_label
+    if group_kind[0] == RBAC_GROUP:
+        return path_segment_name
+    return dns1123_subdomain
 
 
 def validate_labels(labels: Any, path: str) -> Causes:
@@ -343,8 +394,7 @@ def validate_metadata(obj: Obj, *, namespaced: bool) -> list[FieldCause]:
         if not meta.get("generateName"):
             causes.append(required("metadata.name", "name or generateName is required"))
     else:
-        name_rule = dns1123_label if _group_kind(obj) in _LABEL_NAMES else dns1123_subdomain
-        causes += _each("metadata.name", name, name_rule(str(name)))
+        causes += _each("metadata.name", name, _name_rule(_group_kind(obj))(str(name)))
     namespace = meta.get("namespace")
     if namespaced and not namespace:
         causes.append(required("metadata.namespace"))
@@ -591,6 +641,222 @@ def _replicaset(obj: Obj, old: Obj | None) -> Causes:
     return _workload(obj.get("spec"), "replicaset", _get(old, "spec"))
 
 
+def _daemonset(obj: Obj, old: Obj | None) -> Causes:
+    """`ValidateDaemonSet(Update)`: the workload rules (one shared with Deployments) and the strategy."""
+    spec = obj.get("spec")
+    causes = _workload(spec, "daemonset", _get(old, "spec"))
+    if isinstance(spec, dict):
+        causes += _daemonset_strategy(spec.get("updateStrategy"), "spec.updateStrategy")
+    return causes
+
+
+_DAEMONSET_STRATEGIES = ("RollingUpdate", "OnDelete")
+
+
+def _daemonset_strategy(strategy: Any, path: str) -> Causes:
+    """`ValidateDaemonSetUpdateStrategy`: a rolling update goes by surge or by unavailability, not both."""
+    kind = _get(strategy, "type")
+    if kind == "OnDelete":
+        return []
+    if kind != "RollingUpdate":
+        return [not_supported(path, strategy, _DAEMONSET_STRATEGIES)]
+    rolling = _get(strategy, "rollingUpdate")
+    if not isinstance(rolling, dict):
+        return [required(f"{path}.rollingUpdate")]
+    path += ".rollingUpdate"
+    unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
+    causes = _int_or_percent(f"{path}.maxUnavailable", unavailable) + _int_or_percent(
+        f"{path}.maxSurge", surge
+    )
+    moves_unavailable, moves_surge = (
+        _int_or_percent_value(unavailable) != 0,
+        _int_or_percent_value(surge) != 0,
+    )
+    if moves_unavailable and moves_surge:
+        causes.append(invalid(f"{path}.maxSurge", surge, "may not be set when maxUnavailable is non-zero"))
+    elif not moves_unavailable and not moves_surge:
+        causes.append(required(f"{path}.maxUnavailable", "cannot be 0 when maxSurge is 0"))
+    return causes
+
+
+_EVICTION_POLICIES = ("AlwaysAllow", "IfHealthyBudget")
+
+
+def _pdb(obj: Obj, old: Obj | None) -> Causes:
+    """`ValidatePodDisruptionBudgetSpec`: at most one of minAvailable/maxUnavailable, each a count or %."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    causes: Causes = []
+    if spec.get("minAvailable") is not None and spec.get("maxUnavailable") is not None:
+        causes.append(invalid("spec", spec, "minAvailable and maxUnavailable cannot be both set"))
+    for key in ("minAvailable", "maxUnavailable"):
+        causes += _int_or_percent(f"spec.{key}", spec.get(key))
+    causes += validate_labels(_get(spec, "selector", "matchLabels"), "spec.selector.matchLabels")
+    policy = spec.get("unhealthyPodEvictionPolicy")
+    if policy is not None and policy not in _EVICTION_POLICIES:
+        causes.append(not_supported("spec.unhealthyPodEvictionPolicy", policy, _EVICTION_POLICIES))
+    return causes
+
+
+# -- rbac.authorization.k8s.io: stored objects (the sandbox authorizes nothing), validated as upstream
+
+
+def _policy_rules(rules: Any, *, namespaced: bool) -> Causes:
+    """`ValidatePolicyRule` for every rule of a Role (namespaced) or ClusterRole."""
+    causes: Causes = []
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        causes += _policy_rule(rule if isinstance(rule, dict) else {}, f"rules[{i}]", namespaced=namespaced)
+    return causes
+
+
+def _policy_rule(rule: Obj, path: str, *, namespaced: bool) -> Causes:
+    """Verbs always; then either groups and resources, or (cluster-wide only) non-resource URLs."""
+    causes: Causes = []
+    if not rule.get("verbs"):
+        causes.append(required(f"{path}.verbs", "verbs must contain at least one value"))
+    urls = rule.get("nonResourceURLs")
+    if isinstance(urls, list) and urls:
+        shown = go_string_slice(urls)
+        if namespaced:
+            msg = "namespaced rules cannot apply to non-resource URLs"
+            causes.append(invalid(f"{path}.nonResourceURLs", shown, msg))
+        if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
+            msg = "rules cannot apply to both regular resources and non-resource URLs"
+            causes.append(invalid(f"{path}.nonResourceURLs", shown, msg))
+        return causes
+    if not rule.get("apiGroups"):
+        causes.append(required(f"{path}.apiGroups", "resource rules must supply at least one api group"))
+    if not rule.get("resources"):
+        causes.append(required(f"{path}.resources", "resource rules must supply at least one resource"))
+    return causes
+
+
+def _role(obj: Obj, old: Obj | None) -> Causes:
+    return _policy_rules(obj.get("rules"), namespaced=True)
+
+
+def _cluster_role(obj: Obj, old: Obj | None) -> Causes:
+    causes = _policy_rules(obj.get("rules"), namespaced=False)
+    aggregation = obj.get("aggregationRule")
+    if aggregation is not None and not _get(aggregation, "clusterRoleSelectors"):
+        detail = "at least one clusterRoleSelector required if aggregationRule is non-nil"
+        causes.append(required("aggregationRule.clusterRoleSelectors", detail))
+    return causes
+
+
+_SUBJECT_KINDS = ("ServiceAccount", "User", "Group")
+_ROLE_REF_FIELDS = (("APIGroup", "apiGroup"), ("Kind", "kind"), ("Name", "name"))
+
+
+def _go_role_ref(ref: Obj) -> GoLiteral:
+    """`rbac.RoleRef{APIGroup:"...", Kind:"...", Name:"..."}` as `%#v` prints it."""
+    fields = ", ".join(f"{go}:{_go_quote(ref.get(key) or '')}" for go, key in _ROLE_REF_FIELDS)
+    return GoLiteral(f"rbac.RoleRef{{{fields}}}")
+
+
+def _role_ref(ref: Obj, kinds: tuple[str, ...]) -> Causes:
+    """The rbac group, one of `kinds`, and a valid name."""
+    causes: Causes = []
+    group, kind, name = ref.get("apiGroup") or "", ref.get("kind") or "", ref.get("name")
+    if group != RBAC_GROUP:
+        causes.append(not_supported("roleRef.apiGroup", group, (RBAC_GROUP,)))
+    if kind not in kinds:
+        causes.append(not_supported("roleRef.kind", kind, kinds))
+    if not name:
+        causes.append(required("roleRef.name"))
+    else:
+        causes += _each("roleRef.name", name, path_segment_name(str(name)))
+    return causes
+
+
+def _subject(subject: Obj, path: str, *, namespaced: bool) -> Causes:
+    """`ValidateRoleBindingSubject`: a known kind, its api group; service accounts need a namespace
+    in cluster-wide bindings."""
+    name, kind, group = subject.get("name"), subject.get("kind") or "", subject.get("apiGroup") or ""
+    causes = [] if name else [required(f"{path}.name")]
+    if kind not in _SUBJECT_KINDS:
+        return [*causes, not_supported(f"{path}.kind", kind, _SUBJECT_KINDS)]
+    wanted = "" if kind == "ServiceAccount" else RBAC_GROUP
+    if group != wanted:
+        causes.append(not_supported(f"{path}.apiGroup", group, (wanted,)))
+    if kind == "ServiceAccount" and name:
+        causes += _each(f"{path}.name", name, dns1123_subdomain(str(name)))
+    if kind == "ServiceAccount" and not namespaced and not subject.get("namespace"):
+        causes.append(required(f"{path}.namespace"))
+    return causes
+
+
+def _binding(obj: Obj, old: Obj | None, kinds: tuple[str, ...], *, namespaced: bool) -> Causes:
+    """`Validate(Cluster)RoleBinding(Update)`: a roleRef that never changes, well-formed subjects."""
+    raw_ref = obj.get("roleRef")
+    ref: Obj = raw_ref if isinstance(raw_ref, dict) else {}
+    causes = _role_ref(ref, kinds)
+    subjects = obj.get("subjects")
+    for i, subject in enumerate(subjects if isinstance(subjects, list) else []):
+        item = subject if isinstance(subject, dict) else {}
+        causes += _subject(item, f"subjects[{i}]", namespaced=namespaced)
+    old_ref = _get(old, "roleRef")
+    if old is not None and _go_role_ref(old_ref if isinstance(old_ref, dict) else {}) != _go_role_ref(ref):
+        causes.append(invalid("roleRef", _go_role_ref(ref), "cannot change roleRef"))
+    return causes
+
+
+def _role_binding(obj: Obj, old: Obj | None) -> Causes:
+    return _binding(obj, old, ("Role", "ClusterRole"), namespaced=True)
+
+
+def _cluster_role_binding(obj: Obj, old: Obj | None) -> Causes:
+    return _binding(obj, old, ("ClusterRole",), namespaced=False)
+
+
+# -- scheduling.k8s.io
+
+_HIGHEST_USER_PRIORITY = 1_000_000_000
+_PREEMPTION_POLICIES = ("PreemptLowerPriority", "Never")
+
+
+def _system_priority_class_problem(name: str, obj: Obj) -> str | None:
+    """`IsKnownSystemPriorityClass`'s error: `system-` names are the built-in classes, unchanged."""
+    known = SYSTEM_PRIORITY_CLASSES.get(name)
+    if known is None:
+        return f"{name} is not a known system priority class"
+    if obj.get("value") != known[0]:
+        return f"value of {name} PriorityClass must be {known[0]}"
+    if obj.get("globalDefault"):
+        return f"globalDefault of {name} PriorityClass must be false"
+    return None
+
+
+def _priority_class(obj: Obj, old: Obj | None) -> Causes:
+    """`ValidatePriorityClass`, or on update only `ValidatePriorityClassUpdate` (value and policy frozen)."""
+    if old is not None:
+        return _priority_class_update(obj, old)
+    causes: Causes = []
+    name, value = str(_get(obj, "metadata", "name") or ""), obj.get("value")
+    if name.startswith("system-"):
+        problem = _system_priority_class_problem(name, obj)
+        if problem is not None:
+            reserved = "priority class names with 'system-' prefix are reserved for system use only"
+            causes.append(forbidden("metadata.name", f"{reserved}. error: {problem}"))
+    elif isinstance(value, int) and value > _HIGHEST_USER_PRIORITY:
+        detail = f"maximum allowed value of a user defined priority is {_HIGHEST_USER_PRIORITY}"
+        causes.append(forbidden("value", detail))
+    policy = obj.get("preemptionPolicy")
+    if policy is not None and policy not in _PREEMPTION_POLICIES:
+        causes.append(not_supported("preemptionPolicy", policy, _PREEMPTION_POLICIES))
+    return causes
+
+
+def _priority_class_update(obj: Obj, old: Obj) -> Causes:
+    causes: Causes = []
+    if obj.get("value") != old.get("value"):
+        causes.append(forbidden("value", "may not be changed in an update."))
+    if obj.get("preemptionPolicy") != old.get("preemptionPolicy"):
+        causes.append(invalid("preemptionPolicy", obj.get("preemptionPolicy"), "field is immutable"))
+    return causes
+
+
 _POD_MUTABLE_MSG = (
     "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
     "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),"
@@ -819,6 +1085,13 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Obj, Obj | None], Causes]] = {
     ("apps", "StatefulSet"): _statefulset,
     ("apps", "ReplicaSet"): _replicaset,
     ("apps", "ControllerRevision"): _controller_revision,
+    ("apps", "DaemonSet"): _daemonset,
+    ("policy", "PodDisruptionBudget"): _pdb,
+    (RBAC_GROUP, "Role"): _role,
+    (RBAC_GROUP, "ClusterRole"): _cluster_role,
+    (RBAC_GROUP, "RoleBinding"): _role_binding,
+    (RBAC_GROUP, "ClusterRoleBinding"): _cluster_role_binding,
+    ("scheduling.k8s.io", "PriorityClass"): _priority_class,
     ("", "Pod"): _pod,
     ("", "Service"): _service,
     ("", "ConfigMap"): _configmap,
