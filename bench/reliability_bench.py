@@ -23,7 +23,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / "reliability")]
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+sys.path[:0] = [str(TESTS / "reliability"), str(TESTS)]  # the scenarios, and tests/waits.py
 
 from reliability_scenarios import (  # noqa: E402
     api_faults,

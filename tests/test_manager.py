@@ -19,7 +19,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from conftest import eventually
 from servicegroup.cli import main
 from servicegroup.kube.client import Client
 from servicegroup.kube.controller import Controller
@@ -33,6 +32,7 @@ from servicegroup.manager import (
     selected_controllers,
 )
 from servicegroup.sandbox import Sandbox
+from waits import eventually
 
 FAST = {"lease_duration": 1.0, "renew_deadline": 0.6, "retry_period": 0.1}  # for losing on purpose
 STEADY = {"lease_duration": 10.0, "renew_deadline": 5.0, "retry_period": 0.1}  # a loaded machine keeps it
@@ -55,14 +55,6 @@ def setup(mgr: Manager) -> None:
 @pytest.fixture(autouse=True)
 def demo_controller(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(CONTROLLERS, "demo", __name__)
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    sb = Sandbox(bookmark_interval=0.2)
-    await sb.start("127.0.0.1", 0)
-    yield sb
-    await sb.stop()
 
 
 @pytest.fixture

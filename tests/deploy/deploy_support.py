@@ -24,11 +24,11 @@ from aiohttp import web
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import eventually
 from servicegroup.kube.client import Client
 from servicegroup.kube.errors import NotFound
 from servicegroup.kube.resources import DEPLOYMENTS, NAMESPACES, NODES, Resource, crd_resource
 from servicegroup.sandbox import Sandbox
+from waits import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

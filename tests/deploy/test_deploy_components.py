@@ -22,10 +22,10 @@ from deploy_support import (
 )
 from prometheus_client.metrics_core import Metric
 
-from conftest import eventually
 from servicegroup.kube.client import Client
 from servicegroup.kube.resources import ENDPOINTS, SERVICES
 from servicegroup.sandbox import Sandbox
+from waits import eventually
 
 pytestmark = pytest.mark.slow
 

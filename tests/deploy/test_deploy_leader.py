@@ -23,10 +23,10 @@ from deploy_support import (
     status_of,
 )
 
-from conftest import eventually
 from servicegroup.kube.client import Client
 from servicegroup.kube.resources import DEPLOYMENTS, LEASES
 from servicegroup.sandbox import Sandbox
+from waits import eventually
 
 pytestmark = pytest.mark.slow
 

@@ -34,7 +34,6 @@ from deploy_support import (
     with_components,
 )
 
-from conftest import eventually
 from servicegroup.fed.demo import DEMO_MEMBERS, member_secret, start_cluster, stop_cluster
 from servicegroup.grid import reasons
 from servicegroup.kube.client import Client
@@ -49,6 +48,7 @@ from servicegroup.kube.resources import (
     Resource,
 )
 from servicegroup.sandbox import Sandbox
+from waits import eventually
 
 pytestmark = pytest.mark.slow
 

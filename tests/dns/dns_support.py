@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import importlib.util
 import os
 import secrets
 import shutil
@@ -19,7 +17,7 @@ import socket
 import struct
 import subprocess
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -204,24 +202,6 @@ def _controller_ref(owner: Obj) -> Obj:
 
 def _copy(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
-
-
-@functools.cache
-def _root_conftest() -> Any:
-    """tests/conftest.py by path: another directory's conftest may own the name `conftest`."""
-    spec = importlib.util.spec_from_file_location(
-        "servicegroup_tests_root", Path(__file__).parents[1] / "conftest.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], **kwargs: Any) -> T:
-    """The shared bounded wait of tests/conftest.py."""
-    result: T = await _root_conftest().eventually(probe, **kwargs)
-    return result
 
 
 # -- a real DNS server -----------------------------------------------------------------------------

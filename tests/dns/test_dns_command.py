@@ -10,10 +10,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from dns_support import create_grid_world, create_pod, eventually, fqdn
+from dns_support import create_grid_world, create_pod, fqdn
 
 from servicegroup.kube.client import Client
 from servicegroup.sandbox import Sandbox
+from waits import eventually
 
 
 async def run_cli(*args: str) -> tuple[int, str]:

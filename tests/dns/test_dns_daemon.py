@@ -24,7 +24,6 @@ from dns_support import (
     create_grid_world,
     create_pod,
     dnsmasq_binary,
-    eventually,
     fqdn,
     resolve,
     run_dnsmasq,
@@ -50,6 +49,7 @@ from servicegroup.kube.resources import (
     STATEFULSETS,
 )
 from servicegroup.sandbox import Sandbox
+from waits import eventually
 
 Obj = dict[str, Any]
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from conftest import eventually
 from grid.support import example
 from servicegroup.api.labels import DIS_LABEL, FED_LABEL
 from servicegroup.fed import reasons
@@ -31,6 +30,7 @@ from servicegroup.kube.resources import (
     STATEFULSETS,
     Resource,
 )
+from waits import eventually
 
 Obj = dict[str, Any]
 DG = "deploymentgrid-demo"

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from conftest import eventually
 from grid.conftest import Cluster
 from grid.support import app_grid, config_grid, example, example_nodes
 from grid.test_controller_sandbox import condition, events, get, idle, label_node, names, ready, resync_writes
@@ -35,6 +34,7 @@ from servicegroup.kube.resources import (
 )
 from servicegroup.manager import Manager
 from servicegroup.sandbox import Sandbox
+from waits import eventually
 
 NS = "default"
 Obj = dict[str, Any]

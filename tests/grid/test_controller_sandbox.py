@@ -9,7 +9,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from conftest import eventually
 from grid.conftest import Cluster
 from grid.support import example
 from servicegroup.api.grid_crds import crds
@@ -29,6 +28,7 @@ from servicegroup.kube.resources import (
     STATEFULSETS,
     Resource,
 )
+from waits import eventually
 
 NS = "default"
 Obj = dict[str, Any]

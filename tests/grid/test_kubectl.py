@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import eventually
 from grid.conftest import Cluster
 from grid.support import EXAMPLES
+from waits import eventually
 
 pytestmark = pytest.mark.kubectl
 

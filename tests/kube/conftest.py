@@ -23,14 +23,6 @@ async def api() -> AsyncIterator[FakeApi]:
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    sb = Sandbox(bookmark_interval=0.2)
-    await sb.start("127.0.0.1", 0)
-    yield sb
-    await sb.stop()
-
-
-@pytest.fixture
 async def kube(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Client]:
     """A Client configured exactly as the product configures it: through a kubeconfig."""
     path = sandbox.write_kubeconfig(tmp_path / "kubeconfig")

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from conftest import eventually
 from servicegroup.kube.client import Client
 from servicegroup.kube.clock import FakeClock
 from servicegroup.kube.controller import (
@@ -31,6 +30,7 @@ from servicegroup.kube.logs import current_context
 from servicegroup.kube.objects import ObjectKey, owner_reference
 from servicegroup.kube.resources import CONFIGMAPS
 from servicegroup.kube.store import label_index
+from waits import eventually
 
 KEY = ObjectKey("ns", "a")
 

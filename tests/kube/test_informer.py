@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from conftest import eventually
 from servicegroup.kube.client import Client
 from servicegroup.kube.clock import FakeClock
 from servicegroup.kube.informer import Informer, InformerFactory
 from servicegroup.kube.resources import CONFIGMAPS, SECRETS
 from servicegroup.kube.store import label_index
+from waits import eventually
 
 from .fakeapi import CLOSE, SPLIT, FakeApi, bookmark, cm, event, gone_event
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from conftest import eventually
 from servicegroup.kube.client import Client
 from servicegroup.kube.informer import Informer
 from servicegroup.kube.resources import CONFIGMAPS
 from servicegroup.sandbox import Sandbox
+from waits import eventually
 
 
 def configmap(name: str, value: str = "1") -> dict[str, Any]:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from reliability_support import FaultCounter, Report, Tap, eventually, fault_storm, retrying
+from reliability_support import FaultCounter, Report, Tap, fault_storm, retrying
 from reliability_worlds import World, check, install_crds, resource_of
 
 from servicegroup.dns.daemon import HostsDaemon
@@ -32,6 +32,7 @@ from servicegroup.manager import Manager
 from servicegroup.sandbox import Sandbox
 from servicegroup.site.controller import EVENT_INTERVAL, NODEUNITS, STATUS_DELAY
 from servicegroup.traffic.proxy import Proxy
+from waits import eventually
 
 Obj = dict[str, Any]
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import importlib.util
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -44,24 +42,6 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-@functools.cache
-def _root_conftest() -> Any:
-    """tests/conftest.py by path: another directory's conftest may own the module name `conftest`."""
-    spec = importlib.util.spec_from_file_location(
-        "servicegroup_reliability_root", Path(__file__).parents[1] / "conftest.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], **kwargs: Any) -> T:
-    """The shared bounded wait of tests/conftest.py."""
-    result: T = await _root_conftest().eventually(probe, **kwargs)
-    return result
 
 
 # -- reports ------------------------------------------------------------------------------------

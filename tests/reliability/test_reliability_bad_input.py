@@ -23,7 +23,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_scenarios import converged, create_objects
-from reliability_support import eventually
 from reliability_worlds import World, docs_world, install_crds
 
 from servicegroup.grid.kinds import DEPLOYMENT_GRIDS, SERVICE_GRIDS, STATEFULSET_GRIDS
@@ -34,6 +33,7 @@ from servicegroup.kube.resources import DEPLOYMENTS, NODES, SERVICES, STATEFULSE
 from servicegroup.manager import Manager
 from servicegroup.sandbox import Sandbox
 from servicegroup.site.controller import NODEGROUPS, NODEUNITS
+from waits import eventually
 
 Obj = dict[str, Any]
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from reliability_support import Tap, eventually
+from reliability_support import Tap
 from reliability_worlds import examples, install_crds
 
 from servicegroup.grid.kinds import DEPLOYMENT_GRIDS
@@ -27,6 +27,7 @@ from servicegroup.kube.objects import ObjectKey
 from servicegroup.kube.resources import DEPLOYMENTS, NODES
 from servicegroup.manager import Manager
 from servicegroup.sandbox import Sandbox
+from waits import eventually
 
 pytestmark = pytest.mark.timeout(120)
 KEY = ObjectKey("default", "deploymentgrid-demo")

@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 import pytest
 from reliability_scenarios import create_objects, sandbox_running, traffic_objects
-from reliability_support import Tap, eventually
+from reliability_support import Tap
 from reliability_worlds import docs_world, install_crds
 
 from servicegroup.grid.kinds import DEPLOYMENT_GRIDS
@@ -31,6 +31,7 @@ from servicegroup.manager import Manager
 from servicegroup.sandbox import Sandbox
 from servicegroup.site.controller import NODEUNITS
 from servicegroup.traffic.proxy import Proxy
+from waits import eventually
 
 pytestmark = pytest.mark.timeout(120)
 

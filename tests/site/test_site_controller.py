@@ -12,7 +12,6 @@ import pytest
 import yaml
 from sitesupport import group, node, unit
 
-from conftest import eventually
 from servicegroup.api.crds import all_crds
 from servicegroup.kube.client import Client
 from servicegroup.kube.errors import NotFound
@@ -21,6 +20,7 @@ from servicegroup.manager import Manager
 from servicegroup.sandbox import Sandbox
 from servicegroup.site.controller import COMPONENT, NODEGROUPS, NODEUNITS
 from servicegroup.site.labels import OWNED_ANNOTATION
+from waits import eventually
 
 Obj = dict[str, Any]
 MEMBER = "nodeunits.superedge.io"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import eventually
 from servicegroup.kube.resources import ENDPOINTSLICES, NODES
 from servicegroup.traffic.persist import CacheDir, write_atomically
 from servicegroup.traffic.proxy import first_resource_version, keep_gc_cheap
 from servicegroup.traffic.sync import ServedView
 from servicegroup.traffic.watchcache import Expired, ResourceVersions
+from waits import eventually
 
 from .test_sync import eslice, node
 

@@ -26,12 +26,12 @@ import orjson
 import pytest
 import yaml
 
-from conftest import eventually
 from servicegroup.kube.client import Client
 from servicegroup.kube.resources import ENDPOINTS, ENDPOINTSLICES, NODES, SERVICES
 from servicegroup.sandbox import Sandbox
 from servicegroup.traffic.demo import endpoints_by_node, endpoints_seen, node_proxies
 from servicegroup.traffic.proxy import Proxy
+from waits import eventually
 
 LOCATIONS = {
     "bj-1": "beijing",

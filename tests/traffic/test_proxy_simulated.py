@@ -16,11 +16,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from conftest import eventually
 from servicegroup.kube.client import Client
 from servicegroup.kube.resources import DEPLOYMENTS, NODES, SERVICES
 from servicegroup.sandbox import Sandbox
 from servicegroup.traffic.demo import endpoints_by_node, node_proxies
+from waits import eventually
 
 from .test_proxy_sandbox import LOCATIONS, node_manifest, service_manifest
 

@@ -16,11 +16,11 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from conftest import eventually
 from servicegroup.kube.resources import ENDPOINTSLICES, NODES
 from servicegroup.traffic.server import ProxyServer, ServerOptions, accepts_json
 from servicegroup.traffic.sync import ServedView, TopologySync
 from servicegroup.traffic.watchcache import ResourceVersions
+from waits import eventually
 
 from .test_sync import NODES_LIST, endpoints, eslice, node, service
 
