@@ -45,6 +45,18 @@ async def test_429_carries_retry_after_and_409_is_a_conflict(api: Any, sandbox: 
     assert status == 400
 
 
+async def test_403_reads_as_an_rbac_denial(api: Any, sandbox: Sandbox, make: Any) -> None:
+    created = await api.ok("POST", CMS, make.configmap("c"))
+    sandbox.faults.set(errors=[{"verb": "patch", "resource": "configmaps", "code": 403}])
+    status, body = await api.call(
+        "PATCH", f"{CMS}/c", {"data": {"k": "v"}}, content_type="application/merge-patch+json"
+    )
+    assert status == 403 and body["reason"] == "Forbidden"
+    assert body["message"].startswith('configmaps "c" is forbidden: User "system:serviceaccount:')
+    assert "cannot patch resource" in body["message"]
+    assert await api.ok("GET", f"{CMS}/c") == created  # nothing written
+
+
 async def test_latency_delays_matching_requests(api: Any, sandbox: Sandbox) -> None:
     sandbox.faults.set(latency=[{"verb": "get", "resource": "configmaps", "seconds": 0.3}])
     loop = asyncio.get_running_loop()

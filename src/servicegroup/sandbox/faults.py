@@ -17,12 +17,15 @@ from servicegroup.sandbox import errors
 from servicegroup.sandbox.errors import StatusError
 from servicegroup.sandbox.storage import Storage
 
-ERROR_CODES = (409, 429, 500)
+ERROR_CODES = (403, 409, 429, 500)
+# Who an injected 403 names (the sandbox authenticates nobody; RBAC denials read like this one).
+DENIED_USER = "system:serviceaccount:sandbox:injected"
 
 
 @dataclass(frozen=True)
 class ErrorRule:
-    """Fail `rate` (0..1) of matching requests with `code` (500, 429 + Retry-After, or 409)."""
+    """Fail `rate` (0..1) of matching requests with `code` (500, 429 + Retry-After, 409, or 403 as an
+    RBAC denial would)."""
 
     code: int
     rate: float = 1.0
@@ -156,12 +159,17 @@ class Faults:
         for rule in self.errors:
             if _matches(rule, verb, resource) and self._random.random() < rule.rate:
                 self.injected += 1
-                raise self._error(rule, resource, name)
+                raise self._error(rule, verb, resource, name)
 
     @staticmethod
-    def _error(rule: ErrorRule, resource: str, name: str) -> StatusError:
+    def _error(rule: ErrorRule, verb: str, resource: str, name: str) -> StatusError:
         if rule.code == 429:
             return errors.too_many_requests(rule.retry_after)
         if rule.code == 409:
             return errors.conflict(resource.split("/", maxsplit=1)[0], "", name)
+        if rule.code == 403:
+            plural = resource.split("/", maxsplit=1)[0]
+            return errors.forbidden(
+                plural, "", name, f'User "{DENIED_USER}" cannot {verb} resource "{resource}"'
+            )
         return errors.internal_error("injected fault")
