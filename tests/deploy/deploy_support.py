@@ -67,6 +67,20 @@ def render(path: Path) -> list[Obj]:
     return [doc for doc in yaml.safe_load_all(_render_text(str(path))) if doc]
 
 
+async def kubectl(kubeconfig: Path, *args: str) -> tuple[int, str, str]:
+    """The real kubectl against a kubeconfig: (exit code, stdout, stderr), bounded to 60 s."""
+    process = await asyncio.create_subprocess_exec(
+        KUBECTL,
+        f"--kubeconfig={kubeconfig}",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 def with_components(tmp_path: Path, *names: str) -> Path:
     """A throw-away overlay: the default one plus the Components deploy/rbac/<name> (as
     docs/install.md shows)."""

@@ -6,43 +6,18 @@ patch is never empty); unchanged resourceVersions show the server wrote nothing.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from deploy_support import DEPLOY, KUBECTL, OVERLAYS, render
+from deploy_support import DEPLOY, OVERLAYS, kubectl, render
 
 from servicegroup.sandbox import Sandbox
 
 pytestmark = pytest.mark.kubectl
 
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-async def sandbox(tmp_path: Path) -> AsyncIterator[tuple[Sandbox, Path]]:
-    sb = Sandbox()
-    await sb.start("127.0.0.1", 0)
-    try:
-        yield sb, sb.write_kubeconfig(tmp_path / "kubeconfig")
-    finally:
-        await sb.stop()
-
-
-async def kubectl(kubeconfig: Path, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        KUBECTL,
-        f"--kubeconfig={kubeconfig}",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def served(url: str) -> dict[tuple[str, str], tuple[str, bool]]:
@@ -107,8 +82,8 @@ def _unchanged(line: str) -> bool:
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
-async def test_apply_k_installs_every_rendered_object(sandbox: tuple[Sandbox, Path], name: str) -> None:
-    sb, kubeconfig = sandbox
+async def test_apply_k_installs_every_rendered_object(sandbox: Sandbox, tmp_path: Path, name: str) -> None:
+    sb, kubeconfig = sandbox, sandbox.write_kubeconfig(tmp_path / "kubeconfig")
     overlay = str(DEPLOY / "overlays" / name)
     objs = render(Path(overlay))
     code, out, err = await kubectl(kubeconfig, "apply", "-k", overlay)

@@ -5,7 +5,6 @@ deleted while the manager runs (it removes its finalizers after cleaning the nod
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,13 +12,13 @@ import pytest
 from deploy_support import (
     CRDS,
     DEPLOY,
-    KUBECTL,
     NODEGROUPS,
     NODEUNITS,
     component,
     create,
     example,
     installed_sandbox,
+    kubectl,
     render,
 )
 
@@ -37,29 +36,16 @@ async def cluster() -> AsyncIterator[tuple[Sandbox, Client]]:
         yield installed
 
 
-async def kubectl(kubeconfig: Path, *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        KUBECTL,
-        f"--kubeconfig={kubeconfig}",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode()
-
-
 async def test_documented_uninstall_order_leaves_nothing(
     cluster: tuple[Sandbox, Client], tmp_path: Path
 ) -> None:
     sandbox, client = cluster
     kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
     overlay = str(DEPLOY / "overlays" / "cloud-only")
-    code, out = await kubectl(kubeconfig, "apply", "-k", overlay)
-    assert code == 0, out
+    code, out, err = await kubectl(kubeconfig, "apply", "-k", overlay)
+    assert code == 0, out + err
     rendered = len(render(Path(overlay)))
-    code, out = await kubectl(kubeconfig, "get", "-k", overlay, "-o", "name")
+    code, out, err = await kubectl(kubeconfig, "get", "-k", overlay, "-o", "name")
     assert code == 0 and len(out.splitlines()) == rendered, out
     args = ["manager", f"--kubeconfig={kubeconfig}", "--controllers=grid,site", "--health-listen=127.0.0.1:0"]
     async with component(args, tmp_path / "manager.log") as manager:
@@ -75,8 +61,10 @@ async def test_documented_uninstall_order_leaves_nothing(
         await eventually(labelled, timeout=30, message="units label nodes and hold finalizers")
         # step 1: the custom resources, while the manager runs
         for kind in ("nodegroups", "nodeunits"):
-            code, out = await kubectl(kubeconfig, "delete", kind, "--all", "--wait=true", "--timeout=30s")
-            assert code == 0, out
+            code, out, err = await kubectl(
+                kubeconfig, "delete", kind, "--all", "--wait=true", "--timeout=30s"
+            )
+            assert code == 0, out + err
         assert not (await client.list(NODEUNITS))["items"]
         assert not (await client.list(NODEGROUPS))["items"]
         labels = (await client.get(NODES, "bj-1"))["metadata"]["labels"]
@@ -84,11 +72,11 @@ async def test_documented_uninstall_order_leaves_nothing(
         assert await manager.terminate() == 0
     # step 3: everything else, CRDs included
     # --ignore-not-found as docs/install.md: the namespace may take its objects first
-    code, out = await kubectl(
+    code, out, err = await kubectl(
         kubeconfig, "delete", "-k", overlay, "--ignore-not-found", "--wait=true", "--timeout=30s"
     )
     assert code == 0 and all(" deleted" in line for line in out.splitlines()), out
-    code, out = await kubectl(kubeconfig, "get", "-k", overlay, "--ignore-not-found", "-o", "name")
+    code, out, err = await kubectl(kubeconfig, "get", "-k", overlay, "--ignore-not-found", "-o", "name")
     assert code == 0 and not out.strip(), f"left behind: {out}"
     names = {crd["metadata"]["name"] for crd in (await client.list(CRDS))["items"]}
     assert not {n for n in names if "superedge.io" in n or "servicegroup.io" in n}, names
