@@ -19,13 +19,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from servicegroup.cli import main
+from servicegroup.cli import build_parser, main
 from servicegroup.kube.client import Client
 from servicegroup.kube.controller import Controller
 from servicegroup.kube.objects import ObjectKey
 from servicegroup.kube.resources import CONFIGMAPS, LEASES
 from servicegroup.manager import (
     CONTROLLERS,
+    MANAGER_DESCRIPTION,
     ControllerUnavailable,
     Manager,
     load_controller_modules,
@@ -106,6 +107,17 @@ class TestLoading:
 
     def test_real_controllers_are_registered(self) -> None:
         assert {"grid", "site", "fed", "secretgrid"} <= set(CONTROLLERS)
+
+    def test_help_examples_parse_and_name_real_controllers(self) -> None:
+        examples = [line.split("#")[0].split() for line in MANAGER_DESCRIPTION.splitlines()]
+        commands = [words[1:] for words in examples if words[:2] == ["servicegroup", "manager"]]
+        assert len(commands) >= 3
+        for words in commands:
+            args = build_parser().parse_args(words)
+            assert load_controller_modules(selected_controllers(args.controllers))
+        section = MANAGER_DESCRIPTION.split("\ncontrollers:\n")[1].split("\n\n")[0]
+        documented = {line.split()[0] for line in section.splitlines()}
+        assert documented == set(CONTROLLERS) - {"demo"}  # "demo": this module's test controller
 
     def test_default_is_one_cluster_s_controllers_and_flags_add_up(self) -> None:
         assert selected_controllers(None) == ["grid", "site"]  # fed and secretgrid are opt-in

@@ -45,6 +45,23 @@ CONTROLLERS: Final[dict[str, str]] = {
 # cluster-wide Secret rights that no other controller has (docs/install.md#rbac): both opt-in.
 DEFAULT_CONTROLLERS: Final = ("grid", "site")
 DEFAULT_LEASE_NAME: Final = "servicegroup-manager"
+MANAGER_DESCRIPTION: Final = """\
+Run the selected cloud-side controllers over one shared cache, under one leader election.
+
+controllers:
+  grid        DeploymentGrid, StatefulSetGrid, ServiceGrid, ConfigMapGrid: one child per NodeUnit
+  site        NodeUnit, NodeGroup: label, taint and cordon nodes in bulk
+  fed         (control cluster) hand fed grids to the member clusters that hold their units
+  secretgrid  SecretGrid: per-unit Secrets (needs Secret rights: deploy/rbac/secretgrid)
+
+examples:
+  servicegroup manager --kubeconfig ~/.kube/config          # grid and site
+  servicegroup manager --leader-elect --leader-elect-namespace servicegroup-system
+  servicegroup manager --controllers grid,site --controllers fed   # a fed control cluster
+  servicegroup manager --controllers grid,site,secretgrid
+
+See docs/install.md (deploy/), docs/operations.md (health, metrics, leader election).
+"""
 
 
 class ControllerUnavailable(Exception):
@@ -209,8 +226,9 @@ def register(subparsers: Any) -> None:
     """Add `servicegroup manager` to the CLI."""
     parser = subparsers.add_parser(
         "manager",
-        help="run the cloud-side controllers (grid, site, fed)",
-        description="Run the selected cloud-side controllers under one leader election.",
+        help="run the cloud-side controllers (grid, site, fed, secretgrid)",
+        description=MANAGER_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster service account)")
     parser.add_argument("--context", help="kubeconfig context (default: current)")
