@@ -441,7 +441,8 @@ async def test_grid_controller_next_to_fed_leaves_fed_grids_to_fed(
 ) -> None:
     """A control cluster running `grid` and `fed` (deploy/rbac/fed) with nodes of its own in zone1:
     the fed grid runs in the members only and keeps the fed aggregate as status, while a grid
-    without the label gets its Deployment in the control cluster as usual."""
+    without the label gets its Deployment in the control cluster as usual, until it is labelled:
+    then its control-cluster child goes and the member holding zone1 runs it."""
     monkeypatch.setenv(ENV_PROBE_SECONDS, "0.2")
     zone1 = [
         {**node, "metadata": {**node["metadata"], "name": "control-1"}}
@@ -461,3 +462,14 @@ async def test_grid_controller_next_to_fed_leaves_fed_grids_to_fed(
         assert await deployments(federation.control.client) == {"plain-zone1": 2}
         grid = await control_grid(federation)
         assert condition(grid, reasons.DISTRIBUTED)["status"] == "True", "fed still owns the status"
+        await federation.control.client.patch(
+            DEPLOYMENT_GRIDS, "plain", {"metadata": {"labels": {FED_LABEL: "yes"}}}, namespace="default"
+        )
+        member_a = federation.members["member-a"].client
+
+        async def handed_over() -> bool:
+            return await deployments(federation.control.client) == {} and "plain-zone1" in await deployments(
+                member_a
+            )
+
+        await eventually(handed_over, timeout=30, message="the labelled grid's unit moved to member-a")

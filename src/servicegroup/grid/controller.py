@@ -337,8 +337,10 @@ class GridController:
             self.expectations.forget(key)
             self._watch_conflicts(key, [])
             return None
-        if meta(grid).get("deletionTimestamp") or (self.skip is not None and self.skip(grid)):
+        if meta(grid).get("deletionTimestamp"):
             return None
+        if self.skip is not None and self.skip(grid):
+            return await self._hand_over(key, grid)
         grid = await self._prune_unused_templates(grid)
         units = self._units(grid)
         context = await self._context(grid, units)
@@ -348,19 +350,10 @@ class GridController:
         live = self._live(grid, desired)
         pending = self.expectations.pending(key)
         plan = self._plan(key, grid, desired, live, pending)
-        outcome = Outcome() if plan.empty else await apply_plan(self.client, self.kind.child, plan)
-        if not plan.empty:
-            log.info(
-                "%s %s: created %d, updated %d, deleted %d, raced %d, rejected %d, failed %d",
-                self.kind.kind, key, len(outcome.created), len(outcome.updated), len(outcome.deleted),
-                len(outcome.raced), len(outcome.rejected), len(outcome.failed),
-            )  # fmt: skip
-        self.expectations.expect(key, self._unechoed(key, outcome.written))
-        self._report_writes(grid, outcome)
+        outcome = await self._apply(key, grid, plan)
         taken = outcome.taken if self.kind.child_selector else []
         await self._update_status(grid, desired, live, plan, outcome, taken=taken)
-        if outcome.failed:
-            raise ApplyFailed(f"{self.kind.kind} {key}: {listing(sorted(outcome.failed.values()), '; ')}")
+        self._raise_if_failed(key, outcome)
         if outcome.raced or (outcome.taken and not taken):
             return Result(requeue=True)
         if taken:  # a foreign object outside our (label-filtered) cache: its deletion will not wake us
@@ -368,6 +361,39 @@ class GridController:
         if pending:  # safety net should an echo never come (it normally wakes the grid first)
             return Result(requeue_after=max(pending.values()))
         return None
+
+    async def _hand_over(self, key: ObjectKey, grid: Obj) -> Result | None:
+        """A grid another controller owns (a fed grid next to fed): delete the children this
+        cluster ran for it before, and write nothing else (its status is the other owner's)."""
+        pending = self.expectations.pending(key)
+        nothing = Desired()
+        plan = plan_children(
+            nothing, self._live(grid, nothing), meta(grid).get("uid") or "", in_flight=pending
+        )
+        outcome = await self._apply(key, grid, plan)
+        self._raise_if_failed(key, outcome)
+        if outcome.raced:
+            return Result(requeue=True)
+        return Result(requeue_after=max(pending.values())) if pending else None
+
+    async def _apply(self, key: ObjectKey, grid: Obj, plan: Plan) -> Outcome:
+        """Run the plan's writes (none for an empty plan), expect their echoes, report them."""
+        if plan.empty:
+            return Outcome()
+        outcome = await apply_plan(self.client, self.kind.child, plan)
+        log.info(
+            "%s %s: created %d, updated %d, deleted %d, raced %d, rejected %d, failed %d",
+            self.kind.kind, key, len(outcome.created), len(outcome.updated), len(outcome.deleted),
+            len(outcome.raced), len(outcome.rejected), len(outcome.failed),
+        )  # fmt: skip
+        self.expectations.expect(key, self._unechoed(key, outcome.written))
+        self._report_writes(grid, outcome)
+        return outcome
+
+    def _raise_if_failed(self, key: ObjectKey, outcome: Outcome) -> None:
+        """Transient write failures: the runner retries the grid with backoff."""
+        if outcome.failed:
+            raise ApplyFailed(f"{self.kind.kind} {key}: {listing(sorted(outcome.failed.values()), '; ')}")
 
     def _unechoed(self, key: ObjectKey, written: Mapping[str, Written]) -> dict[str, Written]:
         """The writes the cache does not reflect yet (an echo may arrive while the rest of the plan
