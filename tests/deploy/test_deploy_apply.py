@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from deploy_support import DEPLOY, OVERLAYS, kubectl, render
+from deploy_support import DEPLOY, OVERLAYS, installed_sandbox, kubectl, render
 
 from servicegroup.sandbox import Sandbox
 
@@ -94,3 +94,18 @@ async def test_apply_k_installs_every_rendered_object(sandbox: Sandbox, tmp_path
     assert code == 0, err
     assert len(again.splitlines()) == len(objs) and all(map(_unchanged, again.splitlines())), again
     assert await live_versions(sb.url, objs) == installed, "the second apply wrote to the server"
+
+
+async def test_edge_daemonsets_roll_out_to_every_node(tmp_path: Path) -> None:
+    """On the docs' five nodes (pods simulated), the edge overlay's proxy and DNS DaemonSets put one
+    pod on every node, and `kubectl rollout status` (docs/dns.md) reports them rolled out."""
+    async with installed_sandbox() as (sandbox, _):
+        kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+        code, _, err = await kubectl(kubeconfig, "apply", "-k", str(DEPLOY / "overlays" / "edge"))
+        assert code == 0, err
+        for name in ("servicegroup-proxy", "servicegroup-dns"):
+            rollout = ("-n", "kube-system", "rollout", "status", f"daemonset/{name}", "--timeout=30s")
+            code, out, err = await kubectl(kubeconfig, *rollout)
+            assert code == 0 and "successfully rolled out" in out, out + err
+        code, out, err = await kubectl(kubeconfig, "-n", "kube-system", "get", "pods", "-o", "name")
+        assert code == 0 and len(out.split()) == 2 * 5, out + err

@@ -503,6 +503,103 @@ def test_fit_error_histogram_is_sorted() -> None:
 # Kubelet stand-in and nodes
 
 
+def daemonset(name: str = "agent", selector: Obj | None = None, image: str = "agent:1") -> Obj:
+    dep = deployment(name, selector=selector, image=image)
+    del dep["spec"]["replicas"]
+    return {**dep, "kind": "DaemonSet"}
+
+
+class TestDaemonSet:
+    def nodes_of(self, cluster: Cluster) -> list[str]:
+        return sorted(p["spec"]["nodeName"] for p in cluster.pods("app=agent"))
+
+    async def test_one_bound_running_pod_per_fitting_node(self, cluster: Cluster) -> None:
+        cluster.add_nodes()
+        cluster.create(daemonset(selector={"location": "guangzhou"}))
+        await cluster.settle()
+        pods = cluster.pods("app=agent")
+        assert self.nodes_of(cluster) == ["gz-1", "gz-2", "gz-3"]
+        for pod in pods:
+            assert pod["status"]["phase"] == "Running" and ready(pod)
+            assert pod["metadata"]["name"].startswith("agent-")
+            assert pod["metadata"]["labels"]["pod-template-generation"] == "1"
+            term = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            assert term["nodeSelectorTerms"][0]["matchFields"][0]["values"] == [pod["spec"]["nodeName"]]
+            tolerated = {(t["key"], t["effect"]) for t in pod["spec"]["tolerations"]}
+            assert ("node.kubernetes.io/unreachable", "NoExecute") in tolerated
+        status = cluster.get("apps", "daemonsets", "agent")["status"]
+        assert status == {
+            "desiredNumberScheduled": 3,
+            "currentNumberScheduled": 3,
+            "updatedNumberScheduled": 3,
+            "numberMisscheduled": 0,
+            "numberReady": 3,
+            "numberAvailable": 3,
+            "numberUnavailable": 0,
+            "observedGeneration": 1,
+        }
+
+    async def test_follows_nodes_joining_leaving_and_relabelled(self, cluster: Cluster) -> None:
+        cluster.add_nodes()
+        cluster.create(daemonset(selector={"location": "guangzhou"}))
+        await cluster.settle()
+        cluster.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": "gz-4", "labels": {"location": "guangzhou"}},
+            }
+        )
+        gz1 = cluster.get("", "nodes", "gz-1")
+        gz1["metadata"]["labels"]["location"] = "beijing"
+        cluster.storage.update(cluster.rt("", "nodes"), gz1)
+        cluster.storage.delete(cluster.rt("", "nodes"), "", "gz-2")
+        await cluster.settle()
+        assert self.nodes_of(cluster) == ["gz-3", "gz-4"]
+        assert cluster.get("apps", "daemonsets", "agent")["status"]["desiredNumberScheduled"] == 2
+
+    async def test_template_change_replaces_every_pod(self, cluster: Cluster) -> None:
+        cluster.add_nodes()
+        cluster.create(daemonset())
+        await cluster.settle()
+        ds = cluster.get("apps", "daemonsets", "agent")
+        ds["spec"]["template"]["spec"]["containers"][0]["image"] = "agent:2"
+        cluster.storage.update(cluster.rt("apps", "daemonsets"), ds)
+        await cluster.settle()
+        pods = cluster.pods("app=agent")
+        assert self.nodes_of(cluster) == ["bj-1", "bj-2", "gz-1", "gz-2", "gz-3"]
+        assert {p["spec"]["containers"][0]["image"] for p in pods} == {"agent:2"}
+        assert {p["metadata"]["labels"]["pod-template-generation"] for p in pods} == {"2"}
+
+    async def test_no_schedule_taints_keep_new_pods_away_but_not_running_ones(self, cluster: Cluster) -> None:
+        cluster.add_nodes()
+        cluster.create(daemonset("old"))
+        await cluster.settle()
+        node = cluster.get("", "nodes", "bj-1")
+        node["spec"]["taints"] = [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]
+        cluster.storage.update(cluster.rt("", "nodes"), node)
+        cluster.create(daemonset("new"))
+        await cluster.settle()
+        assert sorted(p["spec"]["nodeName"] for p in cluster.pods("app=old")) == [
+            "bj-1",
+            "bj-2",
+            "gz-1",
+            "gz-2",
+            "gz-3",
+        ]
+        assert sorted(p["spec"]["nodeName"] for p in cluster.pods("app=new")) == [
+            "bj-2",
+            "gz-1",
+            "gz-2",
+            "gz-3",
+        ]
+        node = cluster.get("", "nodes", "bj-1")
+        node["spec"]["taints"] = [{"key": "dedicated", "value": "db", "effect": "NoExecute"}]
+        cluster.storage.update(cluster.rt("", "nodes"), node)
+        await cluster.settle()
+        assert "bj-1" not in [p["spec"]["nodeName"] for p in cluster.pods("app=old")]
+
+
 class TestNodes:
     async def test_bare_nodes_get_addresses_cidrs_and_ready(self, cluster: Cluster) -> None:
         cluster.add_nodes()

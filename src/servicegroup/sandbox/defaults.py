@@ -220,7 +220,7 @@ def _zero_counters(status: Obj, fields: tuple[str, ...]) -> None:
 def _daemonset(obj: Obj) -> None:
     """`SetDefaults_DaemonSet`: a RollingUpdate strategy replacing one node's pod at a time.
 
-    The status counters stay 0: nothing in the sandbox (not even `--simulate`) runs DaemonSet pods.
+    The status counters start at 0, as the API server returns them; `--simulate` fills them in.
     """
     spec = _sub(obj, "spec")
     strategy = _sub(spec, "updateStrategy")

@@ -1,13 +1,15 @@
 """`--simulate`: the controllers, scheduler and kubelets a real cluster would run, KWOK-style.
 
 Nothing runs containers. A Deployment gets its ReplicaSets, a ReplicaSet or StatefulSet its pods
-(and ControllerRevisions), old revisions are trimmed to revisionHistoryLimit, pods are bound to
+(and ControllerRevisions), a DaemonSet one pod per node it fits (created with the daemon tolerations and
+a `metadata.name` node affinity, then bound by the scheduler, as the real controller does), old
+revisions are trimmed to revisionHistoryLimit, pods are bound to
 fitting nodes and reported Running with an IP from their node's pod CIDR, nodes get an address, a
 Ready condition and a heartbeat Lease when they have none, and every Service with a selector gets
 EndpointSlices and a legacy Endpoints object, so clients that watch workloads and endpoints see what
-a cluster would show them. Not simulated: DaemonSets (no pods; their status keeps the zero
-counters defaulting gives it), events, minReadySeconds, paused rollouts, surge limits
-(a new ReplicaSet is scaled to full size at once; old ones drain as its pods become available),
+a cluster would show them. Not simulated: events, minReadySeconds, paused rollouts, surge limits
+(a new ReplicaSet is scaled to full size at once; old ones drain as its pods become available; a
+DaemonSet's outdated pods are all replaced at once), DaemonSet ControllerRevisions,
 StatefulSet partitions when creating pods, PVCs, evictions after a node stays NotReady.
 
 The shape is a controller's: storage events only enqueue keys `(loop, namespace, name)`; one worker
@@ -69,6 +71,21 @@ MAX_ANNOTATION = "deployment.kubernetes.io/max-replicas"
 TAINT_NOT_READY = "node.kubernetes.io/not-ready"
 TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 REASON_NODE_SELECTOR = "node(s) didn't match Pod's node affinity/selector"
+TEMPLATE_GENERATION_LABEL = "pod-template-generation"
+# What the DaemonSet controller adds to every daemon pod (util.AddOrUpdateDaemonPodTolerations).
+DAEMON_TOLERATIONS: tuple[Obj, ...] = (
+    {"key": TAINT_NOT_READY, "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": TAINT_UNSCHEDULABLE, "operator": "Exists", "effect": "NoSchedule"},
+)
+HOST_NETWORK_TOLERATION: Obj = {
+    "key": "node.kubernetes.io/network-unavailable",
+    "operator": "Exists",
+    "effect": "NoSchedule",
+}
 REASON_UNSCHEDULABLE = "node(s) were unschedulable"
 MAX_BACKOFF = 5.0
 NODE_LEASE_NAMESPACE = "kube-node-lease"
@@ -578,6 +595,7 @@ class Simulator:
         self.deployments = rt("apps", "v1", "deployments")
         self.replicasets = rt("apps", "v1", "replicasets")
         self.statefulsets = rt("apps", "v1", "statefulsets")
+        self.daemonsets = rt("apps", "v1", "daemonsets")
         self.revisions = rt("apps", "v1", "controllerrevisions")
         self.leases = rt("coordination.k8s.io", "v1", "leases")
         self._reconcilers: dict[str, Callable[[str, str], None]] = {
@@ -587,6 +605,7 @@ class Simulator:
             "deployment": self.sync_deployment,
             "replicaset": self.sync_replicaset,
             "statefulset": self.sync_statefulset,
+            "daemonset": self.sync_daemonset,
             "endpoints": self.sync_endpoints,
         }
         self._mappers: dict[tuple[str, str], Callable[[Obj], Iterable[Key]]] = {
@@ -598,6 +617,7 @@ class Simulator:
             ("apps", "Deployment"): lambda o: [("deployment", *self._ns_name(o))],
             ("apps", "ReplicaSet"): lambda o: [("replicaset", *self._ns_name(o)), *self._owner_keys(o)],
             ("apps", "StatefulSet"): lambda o: [("statefulset", *self._ns_name(o))],
+            ("apps", "DaemonSet"): lambda o: [("daemonset", *self._ns_name(o))],
             ("apps", "ControllerRevision"): self._owner_keys,
         }
 
@@ -653,6 +673,7 @@ class Simulator:
             self.deployments,
             self.replicasets,
             self.statefulsets,
+            self.daemonsets,
             self.services,
         ):
             for obj in list(self._storage.iter_objects(rt)):
@@ -698,7 +719,12 @@ class Simulator:
         return "{}/{}".format(*Simulator._ns_name(pod))
 
     def _owner_keys(self, obj: Obj) -> list[Key]:
-        loops = {"Deployment": "deployment", "ReplicaSet": "replicaset", "StatefulSet": "statefulset"}
+        loops = {
+            "Deployment": "deployment",
+            "ReplicaSet": "replicaset",
+            "StatefulSet": "statefulset",
+            "DaemonSet": "daemonset",
+        }
         ns = _meta(obj).get("namespace", "")
         return [
             (loops[ref["kind"]], ns, ref.get("name", ""))
@@ -719,6 +745,7 @@ class Simulator:
     def _node_keys(self, node: Obj) -> list[Key]:
         name = _meta(node).get("name", "")
         keys: list[Key] = [("node", "", name)]
+        keys.extend(("daemonset", *self._ns_name(ds)) for ds in self._storage.iter_objects(self.daemonsets))
         for pod in self._storage.iter_objects(self.pods):
             node_name = _spec(pod).get("nodeName")
             if node_name == name:
@@ -1020,6 +1047,52 @@ class Simulator:
         if meta.get("annotations"):
             pod_meta["annotations"] = dict(meta["annotations"])
         return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": deep_copy(_spec(template))}
+
+    # -- DaemonSets --------------------------------------------------------------------------
+
+    def sync_daemonset(self, ns: str, name: str) -> None:
+        """One current pod on every node the template fits; pods elsewhere, extra or outdated go."""
+        ds = self._find(self.daemonsets, ns, name)
+        if ds is None or _deleting(ds):
+            return
+        template = _spec(ds).get("template") or {}
+        generation = str(_meta(ds).get("generation") or 1)
+        probe = {"spec": _daemon_pod_spec(_spec(template), "")}
+        nodes = {_meta(n).get("name", ""): n for n in self._storage.iter_objects(self.nodes)}
+        eligible = {node for node, obj in nodes.items() if unfit_reason(probe, obj) is None}
+        may_stay = eligible | {node for node, obj in nodes.items() if daemon_may_stay(probe, obj)}
+        kept: dict[str, Obj] = {}
+        for pod in sorted((p for p in self._children(self.pods, ds) if _active(p)), key=_deletion_rank):
+            node = _daemon_pod_node(pod)
+            current = _labels(pod).get(TEMPLATE_GENERATION_LABEL) == generation
+            if node in may_stay and node not in kept and current:
+                kept[node] = pod
+            else:
+                self._storage.delete(
+                    self.pods, ns, _meta(pod)["name"], preconditions={"uid": _meta(pod)["uid"]}
+                )
+        for node in sorted(eligible - kept.keys()):
+            pod = self._pod_from_template(ds, template)
+            pod["metadata"]["labels"][TEMPLATE_GENERATION_LABEL] = generation
+            pod["spec"] = _daemon_pod_spec(pod["spec"], node)
+            kept[node] = self._create_named(self.pods, pod, f"{name}-")
+        self._write_status(self.daemonsets, ds, self._daemonset_status(ds, len(eligible | kept.keys()), kept))
+
+    @staticmethod
+    def _daemonset_status(ds: Obj, desired: int, pods: dict[str, Obj]) -> Obj:
+        """The counters `kubectl get ds` shows (every kept pod runs the current template)."""
+        ready = sum(1 for pod in pods.values() if _pod_ready(pod))
+        return {
+            **_status(ds),
+            "desiredNumberScheduled": desired,
+            "currentNumberScheduled": len(pods),
+            "updatedNumberScheduled": len(pods),
+            "numberMisscheduled": 0,
+            "numberReady": ready,
+            "numberAvailable": ready,
+            "numberUnavailable": desired - ready,
+            "observedGeneration": int(_meta(ds).get("generation") or 0),
+        }
 
     # -- Deployments -------------------------------------------------------------------------
 
@@ -1412,6 +1485,42 @@ class Simulator:
 # Small ordering helpers.
 
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def _daemon_pod_spec(spec: Obj, node: str) -> Obj:
+    """A daemon pod's spec: the daemon tolerations added, and (for a node) required affinity to
+    exactly that node, replacing any required node affinity the template had."""
+    spec = deep_copy(spec)
+    defaults = [*DAEMON_TOLERATIONS, *([HOST_NETWORK_TOLERATION] if spec.get("hostNetwork") else [])]
+    tolerations = spec.setdefault("tolerations", [])
+    tolerations.extend(t for t in defaults if t not in tolerations)
+    if node:
+        term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+        affinity = spec.setdefault("affinity", {}).setdefault("nodeAffinity", {})
+        affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": [term]}
+    return spec
+
+
+def daemon_may_stay(pod: Obj, node: Obj) -> bool:
+    """A running daemon pod stays where only NoSchedule taints would keep a new one away (a node
+    that turned NotReady or was cordoned): nodeShouldRunDaemonPod's shouldContinueRunning."""
+    tolerations = _spec(pod).get("tolerations") or []
+    no_execute = (t for t in node_taints(node) if t.get("effect") == "NoExecute")
+    return node_affinity_matches(pod, node) and all(tolerates(tolerations, t) for t in no_execute)
+
+
+def _daemon_pod_node(pod: Obj) -> str:
+    """The node a daemon pod runs on, or is meant for while still pending."""
+    if name := _spec(pod).get("nodeName"):
+        return str(name)
+    required = ((_spec(pod).get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    for term in required.get("nodeSelectorTerms") or []:
+        for field in term.get("matchFields") or []:
+            if field.get("key") == "metadata.name" and field.get("values"):
+                return str(field["values"][0])
+    return ""
 
 
 def _deletion_rank(pod: Obj) -> tuple[int, int, int, int, float, str]:
