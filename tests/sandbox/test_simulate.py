@@ -558,7 +558,7 @@ class TestDaemonSet:
         assert self.nodes_of(cluster) == ["gz-3", "gz-4"]
         assert cluster.get("apps", "daemonsets", "agent")["status"]["desiredNumberScheduled"] == 2
 
-    async def test_template_change_replaces_every_pod(self, cluster: Cluster) -> None:
+    async def test_template_change_replaces_every_pod_by_default(self, cluster: Cluster) -> None:
         cluster.add_nodes()
         cluster.create(daemonset())
         await cluster.settle()
@@ -570,6 +570,62 @@ class TestDaemonSet:
         assert self.nodes_of(cluster) == ["bj-1", "bj-2", "gz-1", "gz-2", "gz-3"]
         assert {p["spec"]["containers"][0]["image"] for p in pods} == {"agent:2"}
         assert {p["metadata"]["labels"]["pod-template-generation"] for p in pods} == {"2"}
+
+    @pytest.mark.parametrize(("max_unavailable", "floor"), [(1, 4), ("40%", 3)])
+    async def test_rolling_update_keeps_all_but_max_unavailable_nodes_served(
+        self, cluster: Cluster, max_unavailable: int | str, floor: int
+    ) -> None:
+        cluster.add_nodes()
+        ds = daemonset()
+        ds["spec"]["updateStrategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": max_unavailable},
+        }
+        cluster.create(ds)
+        await cluster.settle()
+        events = cluster.storage.subscribe(cluster.rt("", "pods"))
+        ds = cluster.get("apps", "daemonsets", "agent")
+        ds["spec"]["template"]["spec"]["containers"][0]["image"] = "agent:2"
+        cluster.storage.update(cluster.rt("apps", "daemonsets"), ds)
+        await cluster.settle()
+        served = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in cluster.pods("app=agent") if ready(p)}
+        fewest = len(served)
+        while (event := await events.next(wait=0)) is not None:
+            name = event.obj["metadata"]["name"]
+            served.pop(name, None)
+            if event.type != "DELETED" and ready(event.obj):
+                served[name] = event.obj["spec"]["nodeName"]
+            fewest = min(fewest, len(set(served.values())))
+        events.close()
+        assert fewest == floor, "nodes with a ready agent during the rollout"
+        assert {p["spec"]["containers"][0]["image"] for p in cluster.pods("app=agent")} == {"agent:2"}
+        assert cluster.get("apps", "daemonsets", "agent")["status"]["updatedNumberScheduled"] == 5
+
+    async def test_on_delete_replaces_a_pod_only_once_it_is_deleted(self, cluster: Cluster) -> None:
+        cluster.add_nodes()
+        ds = daemonset()
+        ds["spec"]["updateStrategy"] = {"type": "OnDelete"}
+        cluster.create(ds)
+        await cluster.settle()
+        ds = cluster.get("apps", "daemonsets", "agent")
+        ds["spec"]["template"]["spec"]["containers"][0]["image"] = "agent:2"
+        cluster.storage.update(cluster.rt("apps", "daemonsets"), ds)
+        await cluster.settle()
+        assert {p["spec"]["containers"][0]["image"] for p in cluster.pods("app=agent")} == {"agent:1"}
+        assert cluster.get("apps", "daemonsets", "agent")["status"]["updatedNumberScheduled"] == 0
+        victim = next(p for p in cluster.pods("app=agent") if p["spec"]["nodeName"] == "gz-1")
+        cluster.storage.delete(cluster.rt("", "pods"), "default", victim["metadata"]["name"])
+        await cluster.settle()
+        images = {
+            p["spec"]["nodeName"]: p["spec"]["containers"][0]["image"] for p in cluster.pods("app=agent")
+        }
+        assert images == {
+            "bj-1": "agent:1",
+            "bj-2": "agent:1",
+            "gz-1": "agent:2",
+            "gz-2": "agent:1",
+            "gz-3": "agent:1",
+        }
 
     async def test_no_schedule_taints_keep_new_pods_away_but_not_running_ones(self, cluster: Cluster) -> None:
         cluster.add_nodes()

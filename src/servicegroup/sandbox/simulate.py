@@ -8,8 +8,8 @@ fitting nodes and reported Running with an IP from their node's pod CIDR, nodes 
 Ready condition and a heartbeat Lease when they have none, and every Service with a selector gets
 EndpointSlices and a legacy Endpoints object, so clients that watch workloads and endpoints see what
 a cluster would show them. Not simulated: events, minReadySeconds, paused rollouts, surge limits
-(a new ReplicaSet is scaled to full size at once; old ones drain as its pods become available; a
-DaemonSet's outdated pods are all replaced at once), DaemonSet ControllerRevisions,
+(a new ReplicaSet is scaled to full size at once; old ones drain as its pods become available;
+DaemonSets never surge), DaemonSet ControllerRevisions,
 StatefulSet partitions when creating pods, PVCs, evictions after a node stays NotReady.
 
 The shape is a controller's: storage events only enqueue keys `(loop, namespace, name)`; one worker
@@ -1021,7 +1021,7 @@ class Simulator:
         for _ in range(max(diff, 0)):
             self._create_named(self.pods, self._pod_from_template(rs, template), f"{name}-")
         for pod in sorted(active, key=_deletion_rank)[: max(-diff, 0)]:
-            self._storage.delete(self.pods, ns, _meta(pod)["name"], preconditions={"uid": _meta(pod)["uid"]})
+            self._delete_pod(pod)
         pods = [p for p in self._children(self.pods, rs) if _active(p)]
         wanted_labels = (template.get("metadata") or {}).get("labels") or {}
         status: Obj = {"replicas": len(pods)}
@@ -1051,7 +1051,8 @@ class Simulator:
     # -- DaemonSets --------------------------------------------------------------------------
 
     def sync_daemonset(self, ns: str, name: str) -> None:
-        """One current pod on every node the template fits; pods elsewhere, extra or outdated go."""
+        """One pod on every node the template fits; pods elsewhere or extra go; outdated pods are
+        replaced within `maxUnavailable` (RollingUpdate) or only once deleted (OnDelete)."""
         ds = self._find(self.daemonsets, ns, name)
         if ds is None or _deleting(ds):
             return
@@ -1061,38 +1062,48 @@ class Simulator:
         nodes = {_meta(n).get("name", ""): n for n in self._storage.iter_objects(self.nodes)}
         eligible = {node for node, obj in nodes.items() if unfit_reason(probe, obj) is None}
         may_stay = eligible | {node for node, obj in nodes.items() if daemon_may_stay(probe, obj)}
-        kept: dict[str, Obj] = {}
+        placed: dict[str, Obj] = {}  # node -> its one daemon pod, current or outdated
         for pod in sorted((p for p in self._children(self.pods, ds) if _active(p)), key=_deletion_rank):
             node = _daemon_pod_node(pod)
-            current = _labels(pod).get(TEMPLATE_GENERATION_LABEL) == generation
-            if node in may_stay and node not in kept and current:
-                kept[node] = pod
+            if node in may_stay and node not in placed:
+                placed[node] = pod
             else:
-                self._storage.delete(
-                    self.pods, ns, _meta(pod)["name"], preconditions={"uid": _meta(pod)["uid"]}
-                )
-        for node in sorted(eligible - kept.keys()):
+                self._delete_pod(pod)
+        desired = len(eligible | placed.keys())
+        for node in self._outdated_to_replace(ds, desired, placed, generation):
+            self._delete_pod(placed.pop(node))
+        for node in sorted(eligible - placed.keys()):
             pod = self._pod_from_template(ds, template)
             pod["metadata"]["labels"][TEMPLATE_GENERATION_LABEL] = generation
             pod["spec"] = _daemon_pod_spec(pod["spec"], node)
-            kept[node] = self._create_named(self.pods, pod, f"{name}-")
-        self._write_status(self.daemonsets, ds, self._daemonset_status(ds, len(eligible | kept.keys()), kept))
+            placed[node] = self._create_named(self.pods, pod, f"{name}-")
+        self._write_status(self.daemonsets, ds, _daemonset_status(ds, desired, placed, generation))
 
     @staticmethod
-    def _daemonset_status(ds: Obj, desired: int, pods: dict[str, Obj]) -> Obj:
-        """The counters `kubectl get ds` shows (every kept pod runs the current template)."""
-        ready = sum(1 for pod in pods.values() if _pod_ready(pod))
-        return {
-            **_status(ds),
-            "desiredNumberScheduled": desired,
-            "currentNumberScheduled": len(pods),
-            "updatedNumberScheduled": len(pods),
-            "numberMisscheduled": 0,
-            "numberReady": ready,
-            "numberAvailable": ready,
-            "numberUnavailable": desired - ready,
-            "observedGeneration": int(_meta(ds).get("generation") or 0),
-        }
+    def _outdated_to_replace(ds: Obj, desired: int, placed: dict[str, Obj], generation: str) -> list[str]:
+        """Nodes whose outdated pod goes now: the unready ones at once, ready ones while fewer than
+        `maxUnavailable` nodes lack a ready pod (rolling update); none with OnDelete."""
+        strategy = _spec(ds).get("updateStrategy") or {}
+        if strategy.get("type") == "OnDelete":
+            return []
+        outdated = sorted(
+            n for n, p in placed.items() if _labels(p).get(TEMPLATE_GENERATION_LABEL) != generation
+        )
+        unready = [n for n in outdated if not _pod_ready(placed[n])]
+        max_unavailable = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1)
+        budget = max(int_or_percent(max_unavailable, desired, round_up=True), 1)
+        unavailable = desired - sum(1 for pod in placed.values() if _pod_ready(pod))
+        ready = [n for n in outdated if n not in unready]
+        return unready + ready[: max(budget - unavailable, 0)]
+
+    def _delete_pod(self, pod: Obj) -> None:
+        """Delete this very pod (a uid precondition: never a newer one of the same name)."""
+        self._storage.delete(
+            self.pods,
+            _meta(pod).get("namespace", ""),
+            _meta(pod)["name"],
+            preconditions={"uid": _meta(pod)["uid"]},
+        )
 
     # -- Deployments -------------------------------------------------------------------------
 
@@ -1336,11 +1347,9 @@ class Simulator:
         return pod
 
     def _delete_condemned(self, sts: Obj, pods: dict[int, Obj], wanted: range, parallel: bool) -> None:
-        ns = _meta(sts).get("namespace", "")
         condemned = sorted((o for o in pods if o not in wanted), reverse=True)
         for ordinal in condemned[: None if parallel else 1]:
-            pod = pods.pop(ordinal)
-            self._storage.delete(self.pods, ns, _meta(pod)["name"], preconditions={"uid": _meta(pod)["uid"]})
+            self._delete_pod(pods.pop(ordinal))
 
     def _roll_ordinals(self, sts: Obj, revision: str, pods: dict[int, Obj], wanted: range) -> None:
         """RollingUpdate: once every pod is up and ready, replace the highest outdated one."""
@@ -1353,10 +1362,7 @@ class Simulator:
         for ordinal in sorted(wanted, reverse=True):
             pod = pods[ordinal]
             if ordinal >= partition and _labels(pod).get(REVISION_HASH) != revision:
-                ns = _meta(sts).get("namespace", "")
-                self._storage.delete(
-                    self.pods, ns, _meta(pod)["name"], preconditions={"uid": _meta(pod)["uid"]}
-                )
+                self._delete_pod(pod)
                 return
 
     def _statefulset_status(self, sts: Obj, pods: list[Obj], update_rev: str) -> Obj:
@@ -1485,6 +1491,23 @@ class Simulator:
 # Small ordering helpers.
 
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def _daemonset_status(ds: Obj, desired: int, placed: dict[str, Obj], generation: str) -> Obj:
+    """The counters `kubectl get ds` and `kubectl rollout status` read."""
+    ready = sum(1 for pod in placed.values() if _pod_ready(pod))
+    updated = sum(1 for pod in placed.values() if _labels(pod).get(TEMPLATE_GENERATION_LABEL) == generation)
+    return {
+        **_status(ds),
+        "desiredNumberScheduled": desired,
+        "currentNumberScheduled": len(placed),
+        "updatedNumberScheduled": updated,
+        "numberMisscheduled": 0,
+        "numberReady": ready,
+        "numberAvailable": ready,
+        "numberUnavailable": desired - ready,
+        "observedGeneration": int(_meta(ds).get("generation") or 0),
+    }
 
 
 def _daemon_pod_spec(spec: Obj, node: str) -> Obj:
