@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from grid.support import example, node, with_identity
-from servicegroup.api.labels import DIS_LABEL, FED_LABEL
+from servicegroup.api.labels import DIS_LABEL, FED_LABEL, is_fed
 from servicegroup.fed.distribute import (
     FED_BY_KIND,
     copy_in_sync,
@@ -13,7 +13,6 @@ from servicegroup.fed.distribute import (
     grid_key,
     held_units,
     is_copy_of,
-    is_fed,
     member_copy,
     plan_copies,
     split_units,

@@ -4,7 +4,8 @@ Existing SuperEdge manifests must keep working unchanged, so these strings are c
 from SuperEdge (see docs/superedge-compat.md); our own additions live under `servicegroup.io`.
 """
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 # API groups and versions
 GRID_GROUP: Final = "superedge.io"
@@ -33,6 +34,14 @@ CONFIG_HASH: Final = "servicegroup.io/config-hash"  # on config children and on 
 FED_LABEL: Final = "superedge.io/fed"
 DIS_LABEL: Final = "superedge.io/dis"
 TARGET_NAMESPACE_LABEL: Final = "superedge.io/target-namespace"
+
+
+def is_fed(grid: Mapping[str, Any]) -> bool:
+    """A control grid to distribute: the fed label (any value, as SuperEdge) and not itself a copy.
+    Here, not in fed/, because the grid controller leaves such grids to fed."""
+    labels = (grid.get("metadata") or {}).get("labels") or {}
+    return FED_LABEL in labels and DIS_LABEL not in labels
+
 
 # Site manager label contract (§5.1 of the SuperEdge spec)
 NODEUNIT_MEMBER_VALUE: Final = "nodeunits.superedge.io"

@@ -28,7 +28,7 @@ from typing import Any, Final
 import orjson
 import yaml
 
-from servicegroup.api.labels import DIS_LABEL, FIELD_MANAGER_FED
+from servicegroup.api.labels import DIS_LABEL, FIELD_MANAGER_FED, is_fed
 from servicegroup.fed import reasons
 from servicegroup.fed.aggregate import Federation, aggregate_status
 from servicegroup.fed.distribute import (
@@ -41,7 +41,6 @@ from servicegroup.fed.distribute import (
     grid_key,
     held_units,
     is_copy_of,
-    is_fed,
     plan_copies,
 )
 from servicegroup.fed.members import (
@@ -56,7 +55,6 @@ from servicegroup.fed.members import (
 from servicegroup.grid.controller import (
     GRID_KEY_INDEX,
     NODE_LABEL_KEYS_INDEX,
-    ManagerLike,
     changed_label_keys,
     grid_changed,
     grid_key_index,
@@ -71,6 +69,7 @@ from servicegroup.kube.events import NORMAL, WARNING, EventRecorder
 from servicegroup.kube.informer import Informer, InformerFactory
 from servicegroup.kube.objects import ObjectKey, meta
 from servicegroup.kube.resources import NAMESPACES, NODES, SECRETS
+from servicegroup.kube.setup import ManagerLike
 from servicegroup.kube.store import label_keys_index
 
 log = logging.getLogger(__name__)

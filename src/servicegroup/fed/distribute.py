@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from servicegroup.api.labels import DIS_LABEL, FED_LABEL
+from servicegroup.api.labels import DIS_LABEL
 from servicegroup.fed.members import CONTROL_ANNOTATION
 from servicegroup.grid.desired import LAST_APPLIED
 from servicegroup.grid.kinds import CONFIG_KINDS, KINDS
@@ -54,12 +54,6 @@ FED_KINDS: Final = (
     *(FedKind(k.grid, k.per_unit, optional=True) for k in CONFIG_KINDS),
 )
 FED_BY_KIND: Final = {k.kind: k for k in FED_KINDS}
-
-
-def is_fed(grid: Mapping[str, Any]) -> bool:
-    """A control grid to distribute: the fed label (any value, as SuperEdge) and not itself a copy."""
-    labels = meta(grid).get("labels") or {}
-    return FED_LABEL in labels and DIS_LABEL not in labels
 
 
 def is_copy_of(obj: Mapping[str, Any], control: str) -> bool:

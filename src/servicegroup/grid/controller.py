@@ -20,12 +20,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import orjson
 
-from servicegroup.api.labels import FIELD_MANAGER_GRID
-from servicegroup.fed.distribute import is_fed
+from servicegroup.api.labels import FIELD_MANAGER_GRID, is_fed
 from servicegroup.grid import reasons
 from servicegroup.grid.apply import Expectations, Outcome, Written, apply_plan
 from servicegroup.grid.configs import CONFIGMAP, SECRET, ConfigGrids, config_uses_labels, referenced_names
@@ -42,9 +41,10 @@ from servicegroup.kube.conditions import TRUE, format_time, get_condition
 from servicegroup.kube.controller import Controller, Result, controller_owner_keys
 from servicegroup.kube.errors import NotFound
 from servicegroup.kube.events import NORMAL, WARNING, EventRecorder
-from servicegroup.kube.informer import Informer, InformerFactory
+from servicegroup.kube.informer import Informer
 from servicegroup.kube.objects import ObjectKey, labels_of, meta
 from servicegroup.kube.resources import NODES, Resource
+from servicegroup.kube.setup import ManagerLike
 from servicegroup.kube.store import controller_uid_index, label_keys_index
 
 log = logging.getLogger(__name__)
@@ -62,19 +62,6 @@ UNSYNCED_RETRY: Final = 1.0  # seconds before retrying a grid that waits for an 
 TAKEN_RETRY: Final = 10.0  # seconds before retrying a create that found a foreign object
 SECRET_GRID_CONTROLLER: Final = "secretgrid"  # the manager's name for the opt-in SecretGrid controller
 FED_CONTROLLER: Final = "fed"
-
-
-class ManagerLike(Protocol):
-    """What `setup` needs from `servicegroup.manager.Manager` (kept structural: no upward import)."""
-
-    client: Client
-    informers: InformerFactory
-    workers: int
-    controller_names: list[str]
-
-    def recorder(self, component: str) -> EventRecorder: ...
-
-    def add_controller(self, controller: Controller[Any]) -> None: ...
 
 
 class ApplyFailed(Exception):

@@ -8,8 +8,9 @@ references to the per-unit Secrets (grid/controller.py).
 
 from __future__ import annotations
 
-from servicegroup.grid.controller import ManagerLike, register_grid_controllers
+from servicegroup.grid.controller import register_grid_controllers
 from servicegroup.grid.kinds import SECRET_GRID
+from servicegroup.kube.setup import ManagerLike
 
 
 def setup(mgr: ManagerLike) -> None:

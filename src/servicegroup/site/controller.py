@@ -25,7 +25,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from servicegroup.api.labels import (
     FIELD_MANAGER_SITE,
@@ -46,6 +46,7 @@ from servicegroup.kube.events import NORMAL, WARNING, EventRecorder
 from servicegroup.kube.informer import InformerFactory
 from servicegroup.kube.objects import labels_of, meta
 from servicegroup.kube.resources import NODES, Resource, crd_resource
+from servicegroup.kube.setup import ManagerLike
 from servicegroup.site import autofind, membership, status
 from servicegroup.site.labels import (
     Owned,
@@ -64,9 +65,6 @@ from servicegroup.site.membership import (
     name_of,
     units_from_labels,
 )
-
-if TYPE_CHECKING:
-    from servicegroup.manager import Manager
 
 log = logging.getLogger(__name__)
 
@@ -485,7 +483,7 @@ def _shape_changed(old: Obj, new: Obj) -> bool:
     )
 
 
-def setup(mgr: Manager) -> None:
+def setup(mgr: ManagerLike) -> None:
     """Register the site controllers with the manager (`servicegroup manager --controllers site`)."""
     site = SiteController(
         mgr.client.with_field_manager(FIELD_MANAGER_SITE), mgr.informers, mgr.recorder(COMPONENT), mgr.workers
