@@ -44,3 +44,6 @@ def test_demo_shows_every_capability(tmp_path: Path) -> None:
     assert "member-a got Deployments: deploymentgrid-demo-zone1 2/2" in out
     assert "member-b got Deployments: deploymentgrid-demo-zone2 3/3" in out
     assert re.search(r"control deploymentgrid-demo Ready=True", out)
+    # per-site config: each mall its own ConfigMap; a new site gets the base config by itself
+    assert "beijing: ConfigMap mall-config-beijing {checkout-lanes=12, currency=CNY, mall=beijing" in out
+    assert "shanghai: ConfigMap mall-config-shanghai {checkout-lanes=4, currency=CNY, mall=shanghai}" in out

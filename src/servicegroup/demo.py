@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import yaml
 
 from servicegroup.api.crds import all_crds
+from servicegroup.api.labels import SITE_API_VERSION
 from servicegroup.kube import resources as builtin
 from servicegroup.kube.client import Client
 from servicegroup.kube.errors import AlreadyExists, ApiError
@@ -85,7 +86,7 @@ async def _demo(host: str, port: int, kubeconfig: str, *, once: bool) -> int:
                 await step(client)
             _say(
                 f"\nThe demo stays up. Try:\n  export KUBECONFIG={kubeconfig}\n"
-                "  kubectl get nodeunits,nodegroups\n  kubectl get dg,ssg,sg -A\n"
+                "  kubectl get nodeunits,nodegroups\n  kubectl get dg,ssg,sg,cmg -A\n"
                 "  kubectl get deploy,sts,pods -A -o wide\nCtrl-C stops it."
             )
             if not once:
@@ -245,6 +246,27 @@ async def _show_fed(_client: Client) -> None:
         _say(f"  {line}")
 
 
+async def _show_site_config(client: Client) -> None:
+    _title("8. Per-site configuration: one app, its own config per site, and a new site (ConfigMapGrid)")
+    from servicegroup.grid.demo_config import NEW_SITE, NEW_SITE_NODE
+    from servicegroup.grid.demo_config import demo as config_lines
+
+    async def new_site_unit(client: Client) -> str:
+        """Here the NodeGroup `location` owns that label (step 2): a new site is a new NodeUnit in it."""
+        await client.patch(builtin.NODES, NEW_SITE_NODE, {"metadata": {"labels": {"region": "east"}}})
+        unit = {"apiVersion": SITE_API_VERSION, "kind": "NodeUnit", "metadata": {"name": NEW_SITE}}
+        await client.create(_crd("NodeUnit"), {**unit, "spec": {"type": "edge", "nodes": [NEW_SITE_NODE]}})
+        group = {"spec": {"nodeUnits": ["beijing", "guangzhou", NEW_SITE]}}
+        await client.patch(_crd("NodeGroup"), "location", group)
+        return (
+            f"A new mall: NodeUnit {NEW_SITE} (node {NEW_SITE_NODE}) joins NodeGroup location, which labels "
+            f"the node location={NEW_SITE}; no config was written for it"
+        )
+
+    for line in (await config_lines(client, wait_seconds=WAIT_SECONDS, add_site=new_site_unit))[1:]:
+        _say(f"  {line}")
+
+
 STEPS: tuple[Callable[[Client], Awaitable[None]], ...] = (
     _show_sites,
     _show_grids,
@@ -252,6 +274,7 @@ STEPS: tuple[Callable[[Client], Awaitable[None]], ...] = (
     _show_canary,
     _show_dns,
     _show_fed,
+    _show_site_config,  # last: it moves node gz-3 to a new site
 )
 
 

@@ -4,7 +4,8 @@ up by itself with the base config (the field report: one code, one config per sh
 `await demo(client)` needs a cluster with our CRDs, the grid controllers running, and the docs'
 nodes (`location=beijing` on bj-1/bj-2, `location=guangzhou` on gz-1..3). It creates, in namespace
 `site-config`, ConfigMapGrid `mall-config` and DeploymentGrid `mall-app` (whose pods mount and read
-ConfigMap `mall-config`), then labels node gz-3 `location=shanghai`, and returns the lines to print.
+ConfigMap `mall-config`), then brings node gz-3 into a new site `shanghai` (by default by labelling it
+`location=shanghai`), and returns the lines to print.
 It leaves everything in place for kubectl; waits are bounded (`wait_seconds` per step).
 """
 
@@ -72,8 +73,18 @@ APP_GRID: Final[Obj] = {
 }
 
 
-async def demo(client: Client, wait_seconds: float = 60.0) -> list[str]:
-    """Run the walk-through against `client`'s cluster; the returned lines say what each site got."""
+async def label_new_site(client: Client) -> str:
+    """The new site the plain way: one node labelled with the grid key's new value."""
+    await client.patch(NODES, NEW_SITE_NODE, {"metadata": {"labels": {"location": NEW_SITE}}})
+    return f"A new mall: node {NEW_SITE_NODE} labelled location={NEW_SITE} (no config written for it)"
+
+
+async def demo(
+    client: Client, wait_seconds: float = 60.0, add_site: Callable[[Client], Awaitable[str]] = label_new_site
+) -> list[str]:
+    """Run the walk-through against `client`'s cluster; the returned lines say what each site got.
+    `add_site` brings node gz-3 into site shanghai and says how (a cluster whose NodeGroup owns the
+    `location` label does it through a NodeUnit instead)."""
     lines = ["Per-site configuration: ConfigMapGrid mall-config + DeploymentGrid mall-app"]
     await _create(
         client, NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
@@ -82,8 +93,7 @@ async def demo(client: Client, wait_seconds: float = 60.0) -> list[str]:
     await _create(client, DEPLOYMENT_GRIDS, APP_GRID)
     for site in ("beijing", "guangzhou"):
         lines.append(await _site(client, site, wait_seconds))
-    lines.append(f"A new mall: node {NEW_SITE_NODE} labelled location={NEW_SITE} (no config written for it)")
-    await client.patch(NODES, NEW_SITE_NODE, {"metadata": {"labels": {"location": NEW_SITE}}})
+    lines.append(await add_site(client))
     lines.append(await _site(client, NEW_SITE, wait_seconds))
     return lines
 
