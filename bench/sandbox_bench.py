@@ -13,6 +13,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,23 +50,30 @@ async def start_server(tmp: Path) -> tuple[asyncio.subprocess.Process, str]:
     return proc, line.split()[-1]
 
 
-async def bench_creates(session: aiohttp.ClientSession, url: str, count: int) -> None:
+async def timed_pool(count: int, job: Callable[[int], Awaitable[None]]) -> float:
+    """Run `job(0..count-1)` on CONCURRENCY clients; the seconds it took."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(count):
         queue.put_nowait(i)
 
     async def worker() -> None:
         while not queue.empty():
-            i = queue.get_nowait()
-            meta = {"name": f"cm-{i:05d}", "labels": {"shard": str(i % 10)}}
-            body = {"metadata": meta, "data": {"i": str(i)}}
-            async with session.post(url + CMS, data=orjson.dumps(body), headers=JSON_HEADERS) as r:
-                assert r.status == 201, await r.text()
-                await r.read()
+            await job(queue.get_nowait())
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    elapsed = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+async def bench_creates(session: aiohttp.ClientSession, url: str, count: int) -> None:
+    async def create(i: int) -> None:
+        meta = {"name": f"cm-{i:05d}", "labels": {"shard": str(i % 10)}}
+        body = {"metadata": meta, "data": {"i": str(i)}}
+        async with session.post(url + CMS, data=orjson.dumps(body), headers=JSON_HEADERS) as r:
+            assert r.status == 201, await r.text()
+            await r.read()
+
+    elapsed = await timed_pool(count, create)
     rate = count / elapsed
     print(f"creates: {count} in {elapsed:.2f}s = {rate:.0f} creates/s ({CONCURRENCY} concurrent clients)")
 
@@ -90,21 +98,13 @@ async def bench_applies(session: aiohttp.ClientSession, url: str, count: int) ->
         )
 
     async def round_(image: str) -> float:
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(count):
-            queue.put_nowait(i)
+        async def apply(i: int) -> None:
+            path = f"{DEPLOYS}/d-{i:05d}?fieldManager=bench"
+            async with session.patch(url + path, data=deployment(i, image), headers=APPLY_HEADERS) as r:
+                assert r.status in (200, 201), await r.text()
+                await r.read()
 
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                path = f"{DEPLOYS}/d-{i:05d}?fieldManager=bench"
-                async with session.patch(url + path, data=deployment(i, image), headers=APPLY_HEADERS) as r:
-                    assert r.status in (200, 201), await r.text()
-                    await r.read()
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return count / (time.perf_counter() - start)
+        return count / await timed_pool(count, apply)
 
     created, updated = await round_("nginx:1"), await round_("nginx:2")
     print(f"server-side apply: {count} Deployments, create {created:.0f}/s, update {updated:.0f}/s")
